@@ -1,0 +1,3 @@
+"""Persys: a Kubernetes-style orchestrator and operator framework on asyncio."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,180 @@
+"""An asyncio client for the Persys API, generic over the kinds in the registry.
+
+Errors come back as the ``PersysError`` the server described in its ``Status`` body.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from persys.errors import PersysError, Unavailable, from_status
+from persys.resources import REGISTRY, Registry, Resource
+from persys.security.tls import client_context
+
+API_PREFIX = "/apis/persys.dev/v1"
+
+
+@dataclass(frozen=True)
+class WatchItem:
+    """One line of a watch stream: ADDED, MODIFIED, DELETED, BOOKMARK (object may be None) or ERROR."""
+
+    type: str
+    object: Resource | None
+    resource_version: str
+
+
+class ApiClient:
+    """Talks to one API server URL; ``ca``/``cert``/``key`` select mTLS (https URLs)."""
+
+    def __init__(self, server: str, *, ca: Path | None = None, cert: Path | None = None,
+                 key: Path | None = None, timeout: float = 30.0, registry: Registry = REGISTRY,
+                 headers: Mapping[str, str] | None = None) -> None:
+        self.server = server.rstrip("/")
+        self.registry = registry
+        self.timeout = timeout
+        self._ssl = client_context(ca, cert, key) if self.server.startswith("https") else None
+        self._headers = dict(headers or {})
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> ApiClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(ssl=self._ssl if self._ssl is not None else False, limit=64)
+            self._session = aiohttp.ClientSession(connector=connector, headers=self._headers)
+        return self._session
+
+    def path(self, kind_name: str, namespace: str | None = None, name: str | None = None,
+             subresource: str | None = None) -> str:
+        """The API path of a kind's collection, an object, or its subresource."""
+        kind = self.registry.get(kind_name)
+        parts = [API_PREFIX]
+        if kind.namespaced and namespace:
+            parts.append(f"namespaces/{namespace}")
+        parts.append(kind.plural)
+        if name:
+            parts.append(name)
+        if subresource:
+            parts.append(subresource)
+        return "/".join(parts)
+
+    async def request(self, method: str, path: str, *, body: Any = None,
+                      params: Mapping[str, str] | None = None,
+                      headers: Mapping[str, str] | None = None) -> tuple[int, Any, Mapping[str, str]]:
+        """One call; (HTTP status, decoded JSON body, response headers). Raises the server's error."""
+        data = json.dumps(body).encode() if body is not None else None
+        hdrs = {"Content-Type": "application/json", **(headers or {})}
+        try:
+            async with self._http().request(method, self.server + path, data=data, params=params,
+                                            headers=hdrs,
+                                            timeout=aiohttp.ClientTimeout(total=self.timeout)) as resp:
+                text = await resp.text()
+                payload = json.loads(text) if text and resp.content_type == "application/json" else text
+                if resp.status >= 400:
+                    if isinstance(payload, dict) and payload.get("kind") == "Status":
+                        raise from_status(payload, resp.status)
+                    raise PersysError(f"HTTP {resp.status} from {self.server}{path}: {text[:200]}")
+                return resp.status, payload, resp.headers
+        except (aiohttp.ClientConnectionError, TimeoutError) as e:
+            raise Unavailable(f"cannot reach API server {self.server}: {e}") from e
+
+    def _obj(self, data: dict[str, Any]) -> Resource:
+        return self.registry.get(str(data.get("kind"))).from_wire(data)
+
+    def _body(self, obj: Resource) -> dict[str, Any]:
+        return self.registry.get(obj.kind).to_wire(obj)
+
+    async def get(self, kind: str, name: str, namespace: str = "default") -> Resource:
+        _, data, _ = await self.request("GET", self.path(kind, namespace, name))
+        return self._obj(data)
+
+    async def list(self, kind: str, namespace: str | None = "default",
+                   selector: str = "") -> tuple[list[Resource], str]:
+        """Objects of ``kind`` in ``namespace`` (None: all namespaces) and the list's resourceVersion."""
+        params = {"labelSelector": selector} if selector else None
+        _, data, _ = await self.request("GET", self.path(kind, namespace), params=params)
+        return [self._obj(item) for item in data.get("items", [])], str(data["metadata"]["resourceVersion"])
+
+    async def create(self, obj: Resource, *, dry_run: bool = False) -> Resource:
+        _, data, _ = await self.request("POST", self.path(obj.kind, obj.metadata.namespace or "default"),
+                                        body=self._body(obj), params=_dry(dry_run))
+        return self._obj(data)
+
+    async def apply(self, obj: Resource, *, dry_run: bool = False) -> tuple[Resource, str]:
+        """Create or update (PUT); the result is ``created``, ``configured`` or ``unchanged``."""
+        _, data, headers = await self.request(
+            "PUT", self.path(obj.kind, obj.metadata.namespace or "default", obj.metadata.name),
+            body=self._body(obj), params=_dry(dry_run))
+        return self._obj(data), headers.get("X-Persys-Apply", "configured")
+
+    async def apply_raw(self, document: dict[str, Any], *, dry_run: bool = False) -> tuple[Resource, str]:
+        """Like ``apply`` for a manifest document as written, so the server validates it."""
+        kind = self.registry.get(str(document.get("kind") or ""))
+        meta = document.get("metadata") or {}
+        namespace = meta.get("namespace") or "default"
+        _, data, headers = await self.request("PUT", self.path(kind.kind, namespace, str(meta.get("name") or "")),
+                                              body=document, params=_dry(dry_run))
+        return self._obj(data), headers.get("X-Persys-Apply", "configured")
+
+    async def update_status(self, kind: str, name: str, status: dict[str, Any], *, namespace: str = "default",
+                            resource_version: str = "") -> Resource:
+        body = {"kind": self.registry.get(kind).kind, "apiVersion": "persys.dev/v1",
+                "metadata": {"name": name, "namespace": namespace, "resourceVersion": resource_version},
+                "status": status}
+        _, data, _ = await self.request("PUT", self.path(kind, namespace, name, "status"), body=body)
+        return self._obj(data)
+
+    async def patch(self, kind: str, name: str, patch: dict[str, Any], *, namespace: str = "default") -> Resource:
+        _, data, _ = await self.request("PATCH", self.path(kind, namespace, name), body=patch,
+                                        headers={"Content-Type": "application/merge-patch+json"})
+        return self._obj(data)
+
+    async def delete(self, kind: str, name: str, *, namespace: str = "default") -> Resource | None:
+        _, data, _ = await self.request("DELETE", self.path(kind, namespace, name))
+        return self._obj(data) if isinstance(data, dict) and data.get("kind") != "Status" else None
+
+    async def watch(self, kind: str, namespace: str | None = "default", *, resource_version: str = "",
+                    selector: str = "") -> AsyncIterator[WatchItem]:
+        """Stream changes after ``resource_version``; ends when the server closes the stream."""
+        params = {"watch": "true"}
+        if resource_version:
+            params["resourceVersion"] = resource_version
+        if selector:
+            params["labelSelector"] = selector
+        try:
+            async with self._http().get(self.server + self.path(kind, namespace), params=params,
+                                        timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeout)) as resp:
+                if resp.status >= 400:
+                    body = await resp.json(content_type=None)
+                    raise from_status(body, resp.status)
+                async for line in resp.content:
+                    if not line.strip():
+                        continue
+                    item = json.loads(line)
+                    obj = item.get("object") or {}
+                    resource = self._obj(obj) if item["type"] not in ("BOOKMARK", "ERROR") else None
+                    if item["type"] == "ERROR":
+                        raise from_status(obj, int(obj.get("code", 500)))
+                    rv = str((obj.get("metadata") or {}).get("resourceVersion", ""))
+                    yield WatchItem(item["type"], resource, rv)
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as e:
+            raise Unavailable(f"watch on {self.server} broke: {e}") from e
+
+
+def _dry(dry_run: bool) -> dict[str, str] | None:
+    return {"dryRun": "All"} if dry_run else None

@@ -1,0 +1,16 @@
+"""Prometheus metrics: one registry per process, served on every component's ``/metrics``.
+
+Metrics are defined next to the code that moves them; this module owns the registry and
+the rendering, so ``persys up`` (every component in one process) exposes them all once.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+
+METRICS_REGISTRY: CollectorRegistry = REGISTRY
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition text of every metric in this process and its content type."""
+    return generate_latest(METRICS_REGISTRY), CONTENT_TYPE_LATEST

@@ -1,0 +1,214 @@
+"""The built-in kinds (Workload, Node, Event, Secret) and the default registry holding them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from persys.errors import Cause
+from persys.resources.model import Resource, parse_time
+from persys.resources.registry import Kind, Registry
+from persys.resources.schema import Schema
+
+STRING: Schema = {"type": "string"}
+STRINGS: Schema = {"type": "array", "items": STRING}
+STRING_MAP: Schema = {"type": "map", "values": STRING}
+LABELS: Schema = {"type": "map", "values": STRING, "keyFormat": "labelkey"}
+PORT: Schema = {"type": "integer", "minimum": 1, "maximum": 65535}
+TIME: Schema = {"type": "string", "nullable": True}
+INT_OR_NULL: Schema = {"type": "integer", "nullable": True}
+CONDITIONS: Schema = {"type": "array", "items": {"type": "object", "properties": {
+    "type": STRING, "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
+    "reason": STRING, "message": STRING, "lastTransitionTime": TIME,
+}, "required": ["type", "status"]}}
+RESOURCES: Schema = {"type": "object", "properties": {
+    "cpu": {"type": "string", "format": "cpu"}, "memory": {"type": "string", "format": "memory"},
+}}
+
+WORKLOAD_PHASES = ["Pending", "Scheduled", "Pulling", "Starting", "Running", "Exited", "CrashLoopBackOff",
+                   "Stopped", "Failed", "Unknown"]
+
+WORKLOAD_SPEC: Schema = {"type": "object", "properties": {
+    "type": {"type": "string", "enum": ["container", "compose"], "default": "container"},
+    "image": STRING,
+    "command": STRINGS,
+    "args": STRINGS,
+    "env": STRING_MAP,
+    "workingDir": STRING,
+    "ports": {"type": "array", "items": {"type": "object", "properties": {
+        "name": {"type": "string", "format": "dns1123"},
+        "containerPort": PORT,
+        "hostPort": PORT,
+        "protocol": {"type": "string", "enum": ["tcp", "udp"], "default": "tcp"},
+    }, "required": ["containerPort"]}},
+    # host by default: this is the network every node has (dockerd here runs --bridge=none)
+    "network": {"type": "string", "default": "host"},
+    "resources": {**RESOURCES, "default": {}},
+    "restartPolicy": {"type": "string", "enum": ["Always", "OnFailure", "Never"], "default": "Always"},
+    "desiredState": {"type": "string", "enum": ["Running", "Stopped"], "default": "Running"},
+    "nodeSelector": {"type": "map", "values": STRING, "default": {}},
+    "nodeName": {"type": "string", "default": ""},
+    "service": {"type": "object", "properties": {
+        "name": {"type": "string", "format": "dns1123"}, "port": {"type": "any"},
+    }, "required": ["name"]},
+    "backoff": {"type": "object", "properties": {
+        "initialSeconds": {"type": "number", "minimum": 0}, "maxSeconds": {"type": "number", "minimum": 0},
+    }},
+    "compose": {"type": "object", "properties": {
+        "repo": STRING, "ref": {"type": "string", "default": ""}, "path": {"type": "string", "default": "."},
+        "file": {"type": "string", "default": ""}, "authSecret": {"type": "string", "default": ""},
+        "build": {"type": "string", "enum": ["auto", "always", "never"], "default": "auto"},
+    }, "required": ["repo"]},
+}}
+
+WORKLOAD_STATUS: Schema = {"type": "object", "properties": {
+    "phase": {"type": "string", "enum": WORKLOAD_PHASES},
+    "nodeName": STRING, "containerID": STRING, "restarts": {"type": "integer", "minimum": 0},
+    "exitCode": INT_OR_NULL, "startedAt": TIME, "finishedAt": TIME, "message": STRING,
+    "observedGeneration": {"type": "integer"}, "specHash": STRING,
+    "conditions": CONDITIONS,
+    "lastReconcile": {"type": "object", "properties": {
+        "time": TIME, "action": STRING, "result": STRING, "message": STRING}},
+    "backoffUntil": TIME, "lastAction": {"type": "object", "properties": {
+        "action": STRING, "time": TIME, "generation": {"type": "integer"}, "specHash": STRING}},
+    "lastSeenTime": TIME,
+}}
+
+
+def _workload_checks(spec: dict[str, Any]) -> list[Cause]:
+    causes: list[Cause] = []
+    if spec["type"] == "container" and not spec.get("image"):
+        causes.append(Cause("spec.image", "required for type container"))
+    if spec["type"] == "compose" and not spec.get("compose"):
+        causes.append(Cause("spec.compose", "required for type compose"))
+    if spec["type"] == "container" and spec.get("compose"):
+        causes.append(Cause("spec.compose", "only for type compose"))
+    names: set[str] = set()
+    host_ports: set[tuple[int, str]] = set()
+    for i, port in enumerate(spec.get("ports", [])):
+        if port.get("name"):
+            if port["name"] in names:
+                causes.append(Cause(f"spec.ports[{i}].name", f"duplicate port name {port['name']!r}"))
+            names.add(port["name"])
+        if "hostPort" in port:
+            key = (port["hostPort"], port["protocol"])
+            if key in host_ports:
+                causes.append(Cause(f"spec.ports[{i}].hostPort", f"duplicate host port {port['hostPort']}"))
+            host_ports.add(key)
+    service = spec.get("service")
+    if service and "port" in service:
+        wanted = service["port"]
+        known = names | {str(p["containerPort"]) for p in spec.get("ports", [])}
+        if str(wanted) not in known:
+            causes.append(Cause("spec.service.port", f"{wanted!r} names no port in spec.ports"))
+    return causes
+
+
+def age(obj: Resource) -> str:
+    """Kubernetes-style age (``5s``, ``3m``, ``2h``, ``4d``) since creation."""
+    if not obj.metadata.creationTimestamp:
+        return "<unknown>"
+    seconds = int((datetime.now(UTC) - parse_time(obj.metadata.creationTimestamp)).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{max(seconds, 0)}s"
+
+
+def condition(obj: Resource, kind: str) -> str:
+    for cond in obj.status.get("conditions", []):
+        if cond.get("type") == kind:
+            return str(cond.get("status", "Unknown"))
+    return "Unknown"
+
+
+def _node_status(obj: Resource) -> str:
+    ready = {"True": "Ready", "False": "NotReady"}.get(condition(obj, "Ready"), "Unknown")
+    return f"{ready},SchedulingDisabled" if obj.spec.get("unschedulable") else ready
+
+
+WORKLOAD = Kind(
+    kind="Workload", plural="workloads", namespaced=True, short_names=("wl",),
+    spec_schema=WORKLOAD_SPEC, status_schema=WORKLOAD_STATUS, cross_checks=(_workload_checks,),
+    columns=(
+        ("NAME", lambda o: o.metadata.name),
+        ("PHASE", lambda o: str(o.status.get("phase", "Pending"))),
+        ("DESIRED", lambda o: str(o.spec.get("desiredState", ""))),
+        ("NODE", lambda o: str(o.status.get("nodeName") or o.spec.get("nodeName") or "<none>")),
+        ("RESTARTS", lambda o: str(o.status.get("restarts", 0))),
+        ("AGE", age),
+    ),
+    wide_columns=(
+        ("IMAGE", lambda o: str(o.spec.get("image") or (o.spec.get("compose") or {}).get("repo", ""))),
+        ("CONTAINER", lambda o: str(o.status.get("containerID", ""))[:12]),
+        ("MESSAGE", lambda o: str(o.status.get("message", ""))),
+    ),
+)
+
+NODE = Kind(
+    kind="Node", plural="nodes", namespaced=False, short_names=("no",),
+    spec_schema={"type": "object", "properties": {
+        "address": STRING, "labels": {**LABELS, "default": {}},
+        "unschedulable": {"type": "boolean", "default": False},
+    }},
+    status_schema={"type": "object", "properties": {
+        "capacity": RESOURCES, "allocatable": RESOURCES, "conditions": CONDITIONS,
+        "lastHeartbeatTime": TIME, "runtime": STRING, "agentVersion": STRING,
+    }},
+    columns=(
+        ("NAME", lambda o: o.metadata.name),
+        ("STATUS", _node_status),
+        ("ADDRESS", lambda o: str(o.spec.get("address", ""))),
+        ("RUNTIME", lambda o: str(o.status.get("runtime", ""))),
+        ("AGE", age),
+    ),
+    wide_columns=(
+        ("CPU", lambda o: str((o.status.get("capacity") or {}).get("cpu", ""))),
+        ("MEMORY", lambda o: str((o.status.get("capacity") or {}).get("memory", ""))),
+        ("LABELS", lambda o: ",".join(f"{k}={v}" for k, v in sorted(o.spec.get("labels", {}).items()))),
+    ),
+)
+
+EVENT = Kind(
+    kind="Event", plural="events", namespaced=True, short_names=("ev",), lease_ttl=3600,
+    status_subresource=False,
+    spec_schema={"type": "object", "properties": {
+        "involvedObject": {"type": "object", "properties": {
+            "kind": STRING, "namespace": STRING, "name": STRING, "uid": STRING}, "required": ["kind", "name"]},
+        "type": {"type": "string", "enum": ["Normal", "Warning"], "default": "Normal"},
+        "reason": STRING, "message": {"type": "string", "default": ""},
+        "count": {"type": "integer", "minimum": 1, "default": 1},
+        "firstTimestamp": TIME, "lastTimestamp": TIME, "source": {"type": "string", "default": ""},
+    }, "required": ["involvedObject", "reason"]},
+    columns=(
+        ("LAST SEEN", lambda o: str(o.spec.get("lastTimestamp") or "")[11:19]),
+        ("TYPE", lambda o: str(o.spec.get("type", ""))),
+        ("REASON", lambda o: str(o.spec.get("reason", ""))),
+        ("OBJECT", lambda o: f"{str(o.spec['involvedObject'].get('kind', '')).lower()}/"
+                             f"{o.spec['involvedObject'].get('name', '')}"),
+        ("COUNT", lambda o: str(o.spec.get("count", 1))),
+        ("MESSAGE", lambda o: str(o.spec.get("message", ""))),
+    ),
+)
+
+SECRET = Kind(
+    kind="Secret", plural="secrets", namespaced=True, spec_field="data", sensitive=True,
+    status_subresource=False,
+    spec_schema={"type": "map", "values": STRING},
+    columns=(
+        ("NAME", lambda o: o.metadata.name),
+        ("KEYS", lambda o: str(len(o.spec))),
+        ("AGE", age),
+    ),
+)
+
+
+def default_registry() -> Registry:
+    """A registry with the built-in kinds; user-defined kinds are registered on top."""
+    registry = Registry()
+    for kind in (WORKLOAD, NODE, EVENT, SECRET):
+        registry.register(kind)
+    return registry
+
+
+REGISTRY = default_registry()

@@ -1,0 +1,1 @@
+"""Security: the cluster PKI, TLS contexts and HMAC request signing."""

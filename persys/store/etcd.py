@@ -1,0 +1,222 @@
+"""The one door to etcd: an aetcd client with endpoint fail-over and wrapped errors.
+
+Every call has a deadline and fails fast with ``StoreUnavailable`` while etcd is down;
+gRPC reconnects by itself (with a short back-off) so calls work again when etcd is back,
+without a restart. aetcd errors never leave this module unwrapped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import aetcd
+import aetcd.exceptions
+import aetcd.rpc
+import aetcd.utils
+
+from persys.errors import Gone, StoreUnavailable
+
+T = TypeVar("T")
+
+_CHANNEL_OPTIONS = {
+    # gRPC's default reconnect back-off grows to 2 minutes; etcd coming back must be noticed fast.
+    "grpc.initial_reconnect_backoff_ms": 100,
+    "grpc.min_reconnect_backoff_ms": 100,
+    "grpc.max_reconnect_backoff_ms": 1000,
+    "grpc.keepalive_time_ms": 10000,
+    "grpc.keepalive_timeout_ms": 5000,
+    "grpc.max_receive_message_length": 256 * 1024 * 1024,
+}
+
+
+@dataclass(frozen=True)
+class KV:
+    """One key as read from etcd."""
+
+    key: str
+    value: bytes
+    mod_revision: int
+    create_revision: int
+    lease: int
+
+
+@dataclass(frozen=True)
+class RawEvent:
+    """One change under a watched prefix; ``value`` of a DELETE is the value before deletion."""
+
+    type: str  # PUT | DELETE
+    key: str
+    value: bytes
+    revision: int
+    version: int  # 1 for the PUT that created the key
+
+
+@dataclass(frozen=True)
+class Compare:
+    """A transaction guard: ``target`` of ``key`` must equal ``value`` (mod/create revision or value)."""
+
+    key: str
+    target: str  # "mod" | "create" | "value"
+    value: int | bytes
+
+
+def parse_endpoints(spec: str | Sequence[str]) -> list[tuple[str, int]]:
+    """``http://127.0.0.1:2379,127.0.0.2:2379`` → [(host, port), …]."""
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    out = []
+    for item in items:
+        item = item.strip().removeprefix("http://").removeprefix("https://").rstrip("/")
+        if not item:
+            continue
+        host, _, port = item.rpartition(":")
+        out.append((host or "127.0.0.1", int(port or 2379)) if host else (item, 2379))
+    if not out:
+        raise ValueError("no etcd endpoint given")
+    return out
+
+
+def _kv(raw: Any) -> KV:
+    return KV(raw.key.decode(), raw.value, raw.mod_revision, raw.create_revision, raw.lease)
+
+
+class Etcd:
+    """A connection to an etcd cluster (any endpoint answers; the next one is tried on failure)."""
+
+    def __init__(self, endpoints: str | Sequence[str], timeout: float = 5.0) -> None:
+        self.endpoints = parse_endpoints(endpoints)
+        self.timeout = timeout
+        self._index = 0
+        self._client: aetcd.Client | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self.endpoints[self._index]
+        return f"http://{host}:{port}"
+
+    def _connect(self) -> aetcd.Client:
+        if self._client is None:
+            host, port = self.endpoints[self._index]
+            self._client = aetcd.Client(host=host, port=port, timeout=int(self.timeout) or 1,
+                                        options=dict(_CHANNEL_OPTIONS), connect_wait_timeout=int(self.timeout))
+        return self._client
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                await client.close()
+
+    async def _call(self, fn: Callable[[aetcd.Client], Awaitable[T]]) -> T:
+        """Run one etcd call; on connection errors try the other endpoints once, then fail fast."""
+        last: BaseException | None = None
+        for _ in range(len(self.endpoints)):
+            client = self._connect()
+            try:
+                return await asyncio.wait_for(fn(client), self.timeout)
+            except aetcd.RevisionCompactedError as e:
+                raise Gone(f"revision compacted below {e.compacted_revision}") from e
+            except (aetcd.ConnectionFailedError, aetcd.ConnectionTimeoutError, aetcd.InternalError,
+                    TimeoutError, aetcd.rpc.AioRpcError) as e:
+                last = e
+                if len(self.endpoints) > 1:
+                    await self.close()
+                    self._index = (self._index + 1) % len(self.endpoints)
+            except aetcd.ClientError as e:
+                raise StoreUnavailable(f"etcd error: {e}") from e
+        raise StoreUnavailable(f"etcd unavailable at {self.url}: {type(last).__name__}: {last}") from last
+
+    async def get(self, key: str) -> KV | None:
+        result = await self._call(lambda c: c.get_range(key.encode(), key.encode() + b"\0"))
+        return _kv(result.kvs[0]) if result.kvs else None
+
+    async def range(self, prefix: str) -> tuple[list[KV], int]:
+        """Every key under ``prefix`` and the store revision of that read."""
+        start = prefix.encode()
+        result = await self._call(lambda c: c.get_range(start, aetcd.utils.prefix_range_end(start)))
+        return [_kv(kv) for kv in result.kvs], result.header.revision
+
+    async def revision(self) -> int:
+        result = await self._call(lambda c: c.get_range(b"\0", b"\0\0"))
+        return int(result.header.revision)
+
+    async def put(self, key: str, value: bytes, lease: int | None = None) -> int:
+        result = await self._call(lambda c: c.put(key.encode(), value, lease=lease))
+        return int(result.header.revision)
+
+    async def delete(self, key: str) -> bool:
+        result = await self._call(lambda c: c.delete(key.encode()))
+        return result is not None
+
+    async def delete_prefix(self, prefix: str) -> None:
+        await self._call(lambda c: c.delete_prefix(prefix.encode()))
+
+    async def txn_put(self, key: str, value: bytes, compares: Sequence[Compare], *,
+                      lease: int | None = None) -> tuple[bool, int]:
+        """Put ``key`` when every compare holds; (succeeded, revision of the write or 0)."""
+        def run(c: aetcd.Client) -> Awaitable[Any]:
+            return c.transaction(compare=[_compare(c, x) for x in compares],
+                                 success=[c.transactions.put(key.encode(), value, lease=lease)], failure=[])
+        ok, responses = await self._call(run)
+        return bool(ok), int(responses[0].response_put.header.revision) if ok else 0
+
+    async def txn_delete(self, key: str, compares: Sequence[Compare]) -> tuple[bool, int]:
+        def run(c: aetcd.Client) -> Awaitable[Any]:
+            return c.transaction(compare=[_compare(c, x) for x in compares],
+                                 success=[c.transactions.delete(key.encode())], failure=[])
+        ok, responses = await self._call(run)
+        return bool(ok), int(responses[0].response_delete_range.header.revision) if ok else 0
+
+    async def grant_lease(self, ttl: int) -> int:
+        lease = await self._call(lambda c: c.lease(ttl))
+        return int(lease.id)
+
+    async def refresh_lease(self, lease_id: int) -> int:
+        """Keep a lease alive; its remaining TTL (0 or less: it has expired)."""
+        reply = await self._call(lambda c: c.refresh_lease(lease_id))
+        return int(reply.TTL) if reply is not None else 0
+
+    async def revoke_lease(self, lease_id: int) -> None:
+        await self._call(lambda c: c.revoke_lease(lease_id))
+
+    async def compact(self, revision: int) -> None:
+        await self._call(lambda c: c.compact(revision, physical=True))
+
+    async def watch(self, prefix: str, start_revision: int) -> AsyncIterator[RawEvent]:
+        """Changes under ``prefix`` from ``start_revision`` (inclusive); Gone when compacted.
+
+        Raises StoreUnavailable when the stream breaks: the caller resumes from its last revision.
+        """
+        start = prefix.encode()
+        watch = await self._call(lambda c: c.watch(start, range_end=aetcd.utils.prefix_range_end(start),
+                                                   start_revision=start_revision, prev_kv=True,
+                                                   progress_notify=True))
+        try:
+            iterator = watch.__aiter__()
+            while True:
+                try:
+                    event = await iterator.__anext__()
+                except StopAsyncIteration:
+                    raise StoreUnavailable("etcd watch stream ended") from None
+                except aetcd.RevisionCompactedError as e:
+                    raise Gone(f"revision {start_revision} compacted (now {e.compacted_revision})") from e
+                except (aetcd.ClientError, aetcd.rpc.AioRpcError) as e:
+                    raise StoreUnavailable(f"etcd watch broke: {e}") from e
+                if event is None:
+                    raise StoreUnavailable("etcd watch stream ended")
+                kind = str(event.kind)
+                value = event.kv.value if kind == "PUT" else (event.prev_kv.value if event.prev_kv else b"")
+                yield RawEvent(kind, event.kv.key.decode(), value, event.kv.mod_revision, event.kv.version)
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(watch.cancel())
+
+
+def _compare(client: aetcd.Client, compare: Compare) -> Any:
+    key = compare.key.encode()
+    target = {"mod": client.transactions.mod, "create": client.transactions.create,
+              "value": client.transactions.value}[compare.target](key)
+    return target == compare.value

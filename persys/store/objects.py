@@ -1,0 +1,211 @@
+"""Typed objects in etcd: create, get, list, update, status update, delete, watch.
+
+Every write is a transaction comparing ``mod_revision`` (optimistic concurrency); an optional
+fence (the leader key's create revision) is added to controller writes so that a deposed
+leader can no longer write. Works on any kind in the registry.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from persys.errors import Conflict, NotFound, NotLeader
+from persys.resources.model import Resource, now_iso
+from persys.resources.registry import Kind, Registry
+from persys.resources.selector import Selector
+from persys.store.etcd import KV, Compare, Etcd
+from persys.store.keys import kind_prefix, object_key
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    """ADDED, MODIFIED or DELETED with the object (for DELETED: its last state)."""
+
+    type: str
+    object: Resource
+    revision: int
+
+
+@dataclass(frozen=True)
+class Fence:
+    """Holds while ``key`` (a leader key) still has ``create_revision``: the writer is still leader."""
+
+    key: str
+    create_revision: int
+
+    def compare(self) -> Compare:
+        return Compare(self.key, "create", self.create_revision)
+
+
+class ObjectStore:
+    """Objects of registered kinds, stored as JSON under the DESIGN.md key layout."""
+
+    def __init__(self, etcd: Etcd, registry: Registry) -> None:
+        self.etcd = etcd
+        self.registry = registry
+
+    def _decode(self, kind: Kind, kv: KV, revision: int | None = None) -> Resource:
+        obj = kind.from_wire(json.loads(kv.value))
+        obj.metadata.resourceVersion = str(revision if revision is not None else kv.mod_revision)
+        return obj
+
+    @staticmethod
+    def _encode(kind: Kind, obj: Resource) -> bytes:
+        data = kind.to_wire(obj)
+        data["metadata"].pop("resourceVersion", None)
+        if kind.spec_field != "spec":
+            data["status"] = obj.status
+        return json.dumps(data, separators=(",", ":")).encode()
+
+    async def get(self, kind_name: str, namespace: str, name: str) -> Resource:
+        kind = self.registry.get(kind_name)
+        kv = await self.etcd.get(object_key(kind, namespace, name))
+        if kv is None:
+            where = f" in namespace {namespace!r}" if kind.namespaced else ""
+            raise NotFound(f'{kind.singular} "{name}" not found{where}')
+        return self._decode(kind, kv)
+
+    async def list(self, kind_name: str, namespace: str | None = None,
+                   selector: Selector | None = None) -> tuple[list[Resource], int]:
+        """Objects (in ``namespace``, or all) matching ``selector``, with the revision of the read."""
+        kind = self.registry.get(kind_name)
+        kvs, revision = await self.etcd.range(kind_prefix(kind, namespace))
+        items = [self._decode(kind, kv) for kv in kvs]
+        if selector:
+            items = [o for o in items if selector.matches(o.metadata.labels)]
+        return items, revision
+
+    async def create(self, obj: Resource, *, fence: Fence | None = None) -> Resource:
+        kind = self.registry.get(obj.kind)
+        obj = obj.copy()
+        meta = obj.metadata
+        meta.uid = meta.uid or str(uuid.uuid4())
+        meta.creationTimestamp = now_iso()
+        meta.generation = 1
+        meta.deletionTimestamp = None
+        lease = await self.etcd.grant_lease(kind.lease_ttl) if kind.lease_ttl else None
+        key = object_key(kind, meta.namespace, meta.name)
+        ok, revision = await self._write(key, kind, obj, Compare(key, "create", 0), fence, lease)
+        if not ok:
+            raise Conflict(f'{kind.singular} "{meta.name}" already exists')
+        meta.resourceVersion = str(revision)
+        return obj
+
+    async def _write(self, key: str, kind: Kind, obj: Resource, guard: Compare, fence: Fence | None,
+                     lease: int | None = None) -> tuple[bool, int]:
+        compares = [guard] + ([fence.compare()] if fence else [])
+        ok, revision = await self.etcd.txn_put(key, self._encode(kind, obj), compares, lease=lease)
+        if not ok and fence is not None:
+            leader = await self.etcd.get(fence.key)
+            if leader is None or leader.create_revision != fence.create_revision:
+                raise NotLeader(f"lost leadership ({fence.key}); write refused")
+        return ok, revision
+
+    async def replace(self, obj: Resource, *, fence: Fence | None = None) -> Resource:
+        """Write metadata and spec of ``obj`` (CAS on its resourceVersion); status is kept as stored.
+
+        ``generation`` bumps only when spec changes. When nothing changes nothing is written
+        and the stored object is returned as it is.
+        """
+        kind = self.registry.get(obj.kind)
+        current = await self.get(kind.kind, obj.metadata.namespace, obj.metadata.name)
+        expected = obj.resource_version or current.resource_version
+        if expected != current.resource_version:
+            raise Conflict(f'{kind.singular} "{obj.metadata.name}" was modified (resourceVersion '
+                           f"{obj.metadata.resourceVersion} is stale, now {current.metadata.resourceVersion}); "
+                           "get it again and retry")
+        updated = current.copy()
+        updated.spec = obj.spec
+        updated.metadata.labels = dict(obj.metadata.labels)
+        updated.metadata.annotations = dict(obj.metadata.annotations)
+        updated.metadata.finalizers = list(obj.metadata.finalizers)
+        if updated.spec != current.spec:
+            updated.metadata.generation = current.metadata.generation + 1
+        if updated.to_dict() == current.to_dict():
+            return current
+        return await self._commit(kind, current, updated, fence)
+
+    async def update_status(self, kind_name: str, namespace: str, name: str, status: dict[str, Any], *,
+                            resource_version: str = "", fence: Fence | None = None) -> Resource:
+        """Replace status (CAS on ``resource_version`` when given); generation never moves."""
+        kind = self.registry.get(kind_name)
+        current = await self.get(kind.kind, namespace, name)
+        if resource_version and int(resource_version) != current.resource_version:
+            raise Conflict(f'{kind.singular} "{name}" was modified; resourceVersion {resource_version} is stale')
+        updated = current.copy()
+        updated.status = status
+        if updated.status == current.status:
+            return current
+        return await self._commit(kind, current, updated, fence)
+
+    async def modify(self, kind_name: str, namespace: str, name: str, change: Callable[[Resource], None], *,
+                     fence: Fence | None = None, attempts: int = 8) -> Resource:
+        """Read, apply ``change`` in place, write with CAS; retried on conflict (a controller's write)."""
+        kind = self.registry.get(kind_name)
+        for _ in range(attempts):
+            current = await self.get(kind.kind, namespace, name)
+            updated = current.copy()
+            change(updated)
+            if updated.spec != current.spec:
+                updated.metadata.generation = current.metadata.generation + 1
+            if updated.to_dict() == current.to_dict():
+                return current
+            try:
+                return await self._commit(kind, current, updated, fence)
+            except Conflict:
+                continue
+        raise Conflict(f'{kind.singular} "{name}" kept changing; gave up after {attempts} attempts')
+
+    async def _commit(self, kind: Kind, current: Resource, updated: Resource, fence: Fence | None) -> Resource:
+        key = object_key(kind, current.metadata.namespace, current.metadata.name)
+        if updated.metadata.deletionTimestamp and not updated.metadata.finalizers:
+            ok, revision = await self.etcd.txn_delete(key, [Compare(key, "mod", current.resource_version)]
+                                                      + ([fence.compare()] if fence else []))
+        else:
+            ok, revision = await self._write(key, kind, updated, Compare(key, "mod", current.resource_version), fence)
+        if not ok:
+            raise Conflict(f'{kind.singular} "{current.metadata.name}" was modified concurrently; retry')
+        updated.metadata.resourceVersion = str(revision)
+        return updated
+
+    async def delete(self, kind_name: str, namespace: str, name: str, *, resource_version: str = "",
+                     fence: Fence | None = None) -> Resource:
+        """Delete, or with finalizers mark ``deletionTimestamp`` (the key goes with the last finalizer)."""
+        kind = self.registry.get(kind_name)
+        current = await self.get(kind.kind, namespace, name)
+        if resource_version and int(resource_version) != current.resource_version:
+            raise Conflict(f'{kind.singular} "{name}" was modified; resourceVersion {resource_version} is stale')
+        updated = current.copy()
+        if not updated.metadata.deletionTimestamp:
+            updated.metadata.deletionTimestamp = now_iso()
+        elif updated.metadata.finalizers:
+            return current  # already being deleted, waiting for its finalizers
+        return await self._commit(kind, current, updated, fence)
+
+    async def watch(self, kind_name: str, namespace: str | None = None, *, revision: int,
+                    selector: Selector | None = None) -> AsyncIterator[WatchEvent]:
+        """Events after ``revision`` (exclusive), in order. Raises Gone when it was compacted."""
+        kind = self.registry.get(kind_name)
+        async for raw in self.etcd.watch(kind_prefix(kind, namespace), revision + 1):
+            if not raw.value:
+                continue
+            obj = kind.from_wire(json.loads(raw.value))
+            obj.metadata.resourceVersion = str(raw.revision)
+            if selector and not selector.matches(obj.metadata.labels):
+                continue
+            if raw.type == "DELETE":
+                kind_of_event = "DELETED"
+            else:
+                kind_of_event = "ADDED" if raw.version == 1 else "MODIFIED"
+            yield WatchEvent(kind_of_event, obj, raw.revision)
+
+
+def leader_fence(kv: KV) -> Fence:
+    return Fence(kv.key, kv.create_revision)
+
+
+__all__: Sequence[str] = ["Fence", "ObjectStore", "WatchEvent", "leader_fence"]
