@@ -1,0 +1,61 @@
+"""Where a cluster's files live under ``$PERSYS_HOME`` (default ``~/.persys``)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+HMAC_KEY_ID = "default"
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("PERSYS_HOME") or Path.home() / ".persys")
+
+
+@dataclass(frozen=True)
+class HomePaths:
+    """The layout of ``$PERSYS_HOME``: the PKI, the HMAC secret, etcd's data and the CLI config."""
+
+    home: Path
+
+    @property
+    def pki(self) -> Path:
+        return self.home / "pki"
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.pki / "ca.crt"
+
+    @property
+    def ca_key(self) -> Path:
+        return self.pki / "ca.key"
+
+    def cert(self, identity: str) -> Path:
+        """The certificate of ``identity``: ``server``, ``admin``, ``controller`` or ``node-<name>``."""
+        return self.pki / f"{identity}.crt"
+
+    def key(self, identity: str) -> Path:
+        return self.pki / f"{identity}.key"
+
+    @property
+    def hmac_secret(self) -> Path:
+        """The agents' shared HMAC secret (key id ``default``): one line of hex."""
+        return self.pki / "agent-hmac.secret"
+
+    @property
+    def etcd_data(self) -> Path:
+        return self.home / "etcd"
+
+    @property
+    def config(self) -> Path:
+        return self.home / "config.yaml"
+
+    @property
+    def state(self) -> Path:
+        return self.home / "state"
+
+
+def read_hmac_secret(path: Path) -> bytes:
+    """The HMAC key: the file's stripped text as bytes (it holds 64 hex characters)."""
+    return path.read_text().strip().encode()
