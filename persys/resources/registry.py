@@ -89,13 +89,17 @@ class Kind:
         name = raw.get("name")
         if not name:
             causes.append(Cause("metadata.name", "required"))
-        elif not isinstance(name, str) or (msg := check_dns1123(name)):
-            causes.append(Cause("metadata.name", msg if isinstance(name, str) else "must be a string"))
+        elif not isinstance(name, str):
+            causes.append(Cause("metadata.name", "must be a string"))
+        elif msg := check_dns1123(name):
+            causes.append(Cause("metadata.name", msg))
         namespace = raw.get("namespace") or ""
         if self.namespaced:
             namespace = namespace or "default"
-            if not isinstance(namespace, str) or (msg := check_dns1123(namespace)):
-                causes.append(Cause("metadata.namespace", msg if isinstance(namespace, str) else "must be a string"))
+            if not isinstance(namespace, str):
+                causes.append(Cause("metadata.namespace", "must be a string"))
+            elif msg := check_dns1123(namespace):
+                causes.append(Cause("metadata.namespace", msg))
         elif namespace:
             causes.append(Cause("metadata.namespace", f"{self.kind} is cluster-scoped: no namespace"))
         for key in ("labels", "annotations"):

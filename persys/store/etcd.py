@@ -158,15 +158,18 @@ class Etcd:
                       lease: int | None = None) -> tuple[bool, int]:
         """Put ``key`` when every compare holds; (succeeded, revision of the write or 0)."""
         def run(c: aetcd.Client) -> Awaitable[Any]:
-            return c.transaction(compare=[_compare(c, x) for x in compares],
-                                 success=[c.transactions.put(key.encode(), value, lease=lease)], failure=[])
+            txn: Awaitable[Any] = c.transaction(compare=[_compare(c, x) for x in compares],
+                                                success=[c.transactions.put(key.encode(), value, lease=lease)],
+                                                failure=[])
+            return txn
         ok, responses = await self._call(run)
         return bool(ok), int(responses[0].response_put.header.revision) if ok else 0
 
     async def txn_delete(self, key: str, compares: Sequence[Compare]) -> tuple[bool, int]:
         def run(c: aetcd.Client) -> Awaitable[Any]:
-            return c.transaction(compare=[_compare(c, x) for x in compares],
-                                 success=[c.transactions.delete(key.encode())], failure=[])
+            txn: Awaitable[Any] = c.transaction(compare=[_compare(c, x) for x in compares],
+                                                success=[c.transactions.delete(key.encode())], failure=[])
+            return txn
         ok, responses = await self._call(run)
         return bool(ok), int(responses[0].response_delete_range.header.revision) if ok else 0
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import os
 import shutil
 import signal
@@ -12,6 +14,11 @@ from pathlib import Path
 
 from persys.errors import PersysError, StoreUnavailable
 from persys.store.etcd import Etcd
+
+
+def _die_with_parent() -> None:
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def free_port() -> int:
@@ -47,12 +54,15 @@ class EtcdServer:
                 "--initial-cluster", f"{self.name}={peer}", "--log-level", "warn",
                 "--quota-backend-bytes", str(4 * 1024**3)]
 
-    async def start(self, timeout: float = 20.0) -> None:
+    def spawn(self) -> None:
+        """Start the child. It gets SIGTERM when its parent dies, even by kill -9 (PR_SET_PDEATHSIG)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it until it exits
-        self.process = subprocess.Popen(self.command(), stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-                                        start_new_session=True)
-        log.close()
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(self.command(), stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                                            start_new_session=True, preexec_fn=_die_with_parent)
+
+    async def start(self, timeout: float = 20.0) -> None:
+        self.spawn()
         await self.wait_ready(timeout)
 
     async def wait_ready(self, timeout: float) -> None:
