@@ -148,6 +148,21 @@ class ApiClient:
         _, data, _ = await self.request("DELETE", self.path(kind, namespace, name))
         return self._obj(data) if isinstance(data, dict) and data.get("kind") != "Status" else None
 
+    async def stream(self, method: str, path: str, *,
+                     params: Mapping[str, str] | None = None) -> AsyncIterator[bytes]:
+        """A streamed response body, chunk by chunk, until the server ends it (logs -f)."""
+        try:
+            async with self._http().request(method, self.server + path, params=params,
+                                            timeout=aiohttp.ClientTimeout(total=None,
+                                                                          sock_connect=self.timeout)) as resp:
+                if resp.status >= 400:
+                    body = await resp.json(content_type=None)
+                    raise from_status(body, resp.status)
+                async for chunk in resp.content.iter_any():
+                    yield chunk
+        except aiohttp.ClientConnectionError as e:
+            raise Unavailable(f"stream from {self.server} broke: {e}") from e
+
     async def watch(self, kind: str, namespace: str | None = "default", *, resource_version: str = "",
                     selector: str = "") -> AsyncIterator[WatchItem]:
         """Stream changes after ``resource_version``; ends when the server closes the stream."""

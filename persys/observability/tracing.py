@@ -16,6 +16,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 
 _provider: TracerProvider | None = None
+_exporters: list[SpanExporter] = []
 
 
 def setup(service_name: str = "persys") -> TracerProvider:
@@ -26,7 +27,9 @@ def setup(service_name: str = "persys") -> TracerProvider:
         if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-            _provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+            exporter = OTLPSpanExporter()
+            _exporters.append(exporter)
+            _provider.add_span_processor(BatchSpanProcessor(exporter))
         trace.set_tracer_provider(_provider)
     return _provider
 
@@ -34,9 +37,21 @@ def setup(service_name: str = "persys") -> TracerProvider:
 def add_exporter(exporter: SpanExporter) -> None:
     """Send every finished span to ``exporter`` as well (tests use an in-memory one)."""
     setup().add_span_processor(SimpleSpanProcessor(exporter))
+    _exporters.append(exporter)
+
+
+def exporters() -> list[SpanExporter]:
+    """The exporters spans go to in this process (empty: spans are made but go nowhere)."""
+    return list(_exporters)
+
+
+def flush(timeout_millis: int = 5000) -> bool:
+    """Export every finished span now (a short-lived process calls this before it exits)."""
+    return _provider.force_flush(timeout_millis) if _provider is not None else True
 
 
 def tracer(name: str) -> trace.Tracer:
+    """The tracer of instrumentation scope ``name`` (persys.api, persys.agent, …)."""
     setup()
     return trace.get_tracer(name)
 
@@ -53,4 +68,5 @@ def extract(headers: Mapping[str, str]) -> context.Context:
 
 
 def attach(ctx: context.Context) -> Any:
+    """Make ``ctx`` current; pass the returned token to ``opentelemetry.context.detach``."""
     return context.attach(ctx)

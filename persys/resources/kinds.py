@@ -70,8 +70,11 @@ WORKLOAD_STATUS: Schema = {"type": "object", "properties": {
     "lastReconcile": {"type": "object", "properties": {
         "time": TIME, "action": STRING, "result": STRING, "message": STRING}},
     "backoffUntil": TIME, "lastAction": {"type": "object", "properties": {
-        "action": STRING, "time": TIME, "generation": {"type": "integer"}, "specHash": STRING}},
+        "action": STRING, "time": TIME, "generation": {"type": "integer"}, "specHash": STRING,
+        "operation": STRING}},
     "lastSeenTime": TIME,
+    # written by the monitor (the agent-reported container state) and the reconciler (crash loop count)
+    "containerState": STRING, "consecutiveFailures": {"type": "integer", "minimum": 0},
 }}
 
 

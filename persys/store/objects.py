@@ -69,6 +69,26 @@ class ObjectStore:
             raise NotFound(f'{kind.singular} "{name}" not found{where}')
         return self._decode(kind, kv)
 
+    async def list_wire(self, kind_name: str, namespace: str | None = None,
+                        selector: Selector | None = None) -> tuple[list[dict[str, Any]], int]:
+        """Like ``list``, as wire dicts (``Kind.to_wire``'s shape) built straight from etcd's JSON.
+
+        The API's list path: no Resource per object, so that 10,000 objects list in well under a second.
+        """
+        kind = self.registry.get(kind_name)
+        kvs, revision = await self.etcd.range(kind_prefix(kind, namespace))
+        items: list[dict[str, Any]] = []
+        for kv in kvs:
+            data = json.loads(kv.value)
+            meta = data.setdefault("metadata", {})
+            if selector and not selector.matches(meta.get("labels") or {}):
+                continue
+            meta["resourceVersion"] = str(kv.mod_revision)
+            if kind.spec_field != "spec":
+                data.pop("status", None)
+            items.append(data)
+        return items, revision
+
     async def list(self, kind_name: str, namespace: str | None = None,
                    selector: Selector | None = None) -> tuple[list[Resource], int]:
         """Objects (in ``namespace``, or all) matching ``selector``, with the revision of the read."""

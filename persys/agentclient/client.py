@@ -1,0 +1,182 @@
+"""The client controllers use to drive node agents over HMAC-signed HTTP.
+
+Every request is signed (``persys.security.hmac.sign``) and carries the caller's W3C
+``traceparent``. Agent errors come back as ``NotFound`` (404), ``Unauthorized`` (401) or
+``AgentError`` carrying the agent's message; an agent that cannot be reached raises
+``AgentError("agent … unreachable")``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import aiohttp
+from yarl import URL
+
+from persys.errors import AgentError, NotFound, PersysError, Unauthorized
+from persys.observability.tracing import inject
+from persys.security.hmac import sign
+
+FINISHED = ("succeeded", "failed")
+LONG_POLL_SECONDS = 20.0
+
+
+class AgentClient:
+    """Talks to one agent at ``base_url`` (``http://HOST:PORT``) with key ``key_id``."""
+
+    def __init__(self, base_url: str, key_id: str, secret: bytes, timeout: float = 10.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.key_id = key_id
+        self.secret = secret
+        self.timeout = timeout
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> AgentClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=32))
+        return self._session
+
+    def _signed(self, method: str, path_qs: str, body: bytes) -> dict[str, str]:
+        headers = {"Authorization": sign(method, path_qs, body, self.key_id, self.secret)}
+        if body:
+            headers["Content-Type"] = "application/json"
+        inject(headers)
+        return headers
+
+    def _url(self, path_qs: str) -> URL:
+        # encoded=True: the bytes on the wire are exactly the ones that were signed
+        return URL(self.base_url + path_qs, encoded=True)
+
+    async def _call(self, method: str, path: str, *, body: Any = None, params: Mapping[str, Any] | None = None,
+                    timeout: float | None = None) -> Any:
+        path_qs = path + (f"?{urlencode(params)}" if params else "")
+        data = json.dumps(body).encode() if body is not None else b""
+        try:
+            async with self._http().request(
+                    method, self._url(path_qs), data=data or None, headers=self._signed(method, path_qs, data),
+                    timeout=aiohttp.ClientTimeout(total=timeout or self.timeout)) as resp:
+                text = await resp.text()
+                if resp.status >= 400:
+                    raise _error(resp.status, text, self.base_url)
+                if resp.content_type == "application/json":
+                    return json.loads(text)
+                return text
+        except (aiohttp.ClientError, TimeoutError) as e:
+            raise AgentError(f"agent {self.base_url} unreachable: {e or type(e).__name__}") from e
+
+    async def _stream(self, path: str, params: Mapping[str, Any] | None = None) -> AsyncIterator[bytes]:
+        path_qs = path + (f"?{urlencode(params)}" if params else "")
+        try:
+            async with self._http().get(self._url(path_qs), headers=self._signed("GET", path_qs, b""),
+                                        timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeout)
+                                        ) as resp:
+                if resp.status >= 400:
+                    raise _error(resp.status, await resp.text(), self.base_url)
+                async for line in resp.content:
+                    yield line
+        except (aiohttp.ClientError, TimeoutError) as e:
+            raise AgentError(f"agent {self.base_url} unreachable: {e or type(e).__name__}") from e
+
+    # -- changes: each answers an operation id ------------------------------------------------
+
+    async def apply(self, workload: dict[str, Any]) -> str:
+        """Queue create-or-replace of ``workload`` (a Workload resource dict with metadata.uid)."""
+        uid = str((workload.get("metadata") or {}).get("uid") or "")
+        if not uid:
+            raise AgentError("workload has no metadata.uid")
+        return str((await self._call("POST", _workload_path(uid), body=workload))["operation"])
+
+    async def stop(self, uid: str) -> str:
+        return str((await self._call("POST", _workload_path(uid, "stop")))["operation"])
+
+    async def start(self, uid: str) -> str:
+        return str((await self._call("POST", _workload_path(uid, "start")))["operation"])
+
+    async def restart(self, uid: str) -> str:
+        return str((await self._call("POST", _workload_path(uid, "restart")))["operation"])
+
+    async def remove(self, uid: str) -> str:
+        return str((await self._call("DELETE", _workload_path(uid)))["operation"])
+
+    # -- reads ----------------------------------------------------------------------------
+
+    async def list(self) -> list[dict[str, Any]]:
+        """The actual state of every workload on the node."""
+        return list((await self._call("GET", "/v1/workloads"))["items"])
+
+    async def get(self, uid: str) -> dict[str, Any]:
+        return dict(await self._call("GET", _workload_path(uid)))
+
+    async def logs(self, uid: str, tail: int = 50) -> str:
+        return str(await self._call("GET", _workload_path(uid, "logs"), params={"tail": tail}))
+
+    async def follow_logs(self, uid: str, tail: int = 50) -> AsyncIterator[str]:
+        """Log lines as they are written, until the workload is gone or the caller stops."""
+        async for line in self._stream(_workload_path(uid, "logs"), {"tail": tail, "follow": 1}):
+            yield line.decode(errors="replace")
+
+    async def events(self) -> AsyncIterator[dict[str, Any]]:
+        """State events: first the current state of every workload, then each change."""
+        async for line in self._stream("/v1/events"):
+            if line.strip():
+                yield json.loads(line)
+
+    async def operation(self, op_id: str) -> dict[str, Any]:
+        return dict(await self._call("GET", f"/v1/operations/{quote(op_id, safe='')}"))
+
+    async def wait(self, op_id: str, timeout: float = 60.0) -> dict[str, Any]:
+        """The operation once succeeded or failed (long-polls the agent); AgentError on timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            wait = max(min(remaining, LONG_POLL_SECONDS), 0.0)
+            op = dict(await self._call("GET", f"/v1/operations/{quote(op_id, safe='')}",
+                                       params={"wait": f"{wait:.3f}"}, timeout=wait + self.timeout))
+            if op.get("state") in FINISHED:
+                return op
+            if remaining <= 0:
+                raise AgentError(f"operation {op_id} still {op.get('state')} after {timeout:g}s")
+            await asyncio.sleep(0)
+
+    async def healthz(self) -> bool:
+        try:
+            await self._call("GET", "/healthz")
+        except PersysError:
+            return False
+        return True
+
+
+def _workload_path(uid: str, sub: str = "") -> str:
+    path = f"/v1/workloads/{quote(uid, safe='')}"
+    return f"{path}/{sub}" if sub else path
+
+
+def _error(status: int, text: str, base_url: str) -> PersysError:
+    message = text[:300] or f"HTTP {status}"
+    try:
+        body = json.loads(text)
+        if isinstance(body, dict) and body.get("message"):
+            message = str(body["message"])
+    except ValueError:
+        pass
+    cls: type[PersysError] = {404: NotFound, 401: Unauthorized}.get(status, AgentError)
+    error = cls(f"{message}" if cls is not AgentError else f"agent {base_url}: {message}")
+    if cls is AgentError:
+        error.code = status
+    return error

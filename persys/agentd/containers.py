@@ -1,0 +1,202 @@
+"""Container workloads on Docker: one container ``persys-<uid>`` per workload, found by its labels.
+
+Nothing is kept in memory: every answer comes from Docker, so an agent that restarts knows
+everything its predecessor knew (same container ids, nothing relaunched). A missing image is
+pulled once (there is no registry here, so that fails fast) and otherwise fails the
+operation with ``image not found: <image>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+from typing import Any
+
+import aiodocker
+from aiodocker.containers import DockerContainer
+
+from persys.agentd.dockerapi import (
+    LABEL_COMPOSE_PROJECT,
+    LABEL_HASH,
+    LABEL_NAME,
+    LABEL_NAMESPACE,
+    LABEL_NODE,
+    LABEL_UID,
+    container_name,
+    docker_call,
+    state_from_inspect,
+)
+from persys.agentd.runtime import WorkloadSpec, WorkloadState
+from persys.errors import NotFound, PersysError, RuntimeFailure
+from persys.observability.logging import get_logger
+from persys.resources.quantity import parse_cpu, parse_memory
+
+PULL_TIMEOUT = 120.0
+log = get_logger("agent")
+
+
+def container_config(workload: WorkloadSpec, node: str) -> dict[str, Any]:
+    """The Docker create body for a container workload."""
+    spec = workload.spec
+    network = str(spec.get("network") or "host")
+    host: dict[str, Any] = {"NetworkMode": network, "RestartPolicy": {"Name": "no"}}
+    resources = spec.get("resources") or {}
+    if resources.get("cpu"):
+        host["NanoCpus"] = parse_cpu(resources["cpu"]) * 1_000_000
+    if resources.get("memory"):
+        host["Memory"] = parse_memory(resources["memory"])
+    config: dict[str, Any] = {
+        "Image": spec["image"],
+        "Env": [f"{key}={value}" for key, value in sorted((spec.get("env") or {}).items())],
+        "Labels": {LABEL_UID: workload.uid, LABEL_NAME: workload.name, LABEL_NAMESPACE: workload.namespace,
+                   LABEL_NODE: node, LABEL_HASH: workload.spec_hash},
+        "HostConfig": host,
+    }
+    # Kubernetes semantics: command replaces the image's entrypoint, args its default command
+    if spec.get("command"):
+        config["Entrypoint"] = list(spec["command"])
+        config["Cmd"] = list(spec.get("args") or [])
+    elif spec.get("args"):
+        config["Cmd"] = list(spec["args"])
+    if spec.get("workingDir"):
+        config["WorkingDir"] = spec["workingDir"]
+    if network == "bridge" and spec.get("ports"):
+        # only a bridge network maps ports; with host networking the container already owns them
+        config["ExposedPorts"] = {f"{p['containerPort']}/{p.get('protocol', 'tcp')}": {} for p in spec["ports"]}
+        host["PortBindings"] = {
+            f"{p['containerPort']}/{p.get('protocol', 'tcp')}": [{"HostIp": "127.0.0.1",
+                                                                   "HostPort": str(p.get("hostPort") or "")}]
+            for p in spec["ports"]}
+    return config
+
+
+class ContainerRuntime:
+    """Runtime for ``type: container`` workloads on one node's dockerd."""
+
+    name = "docker"
+
+    def __init__(self, node: str, docker: aiodocker.Docker, stop_timeout: int = 10) -> None:
+        self.node = node
+        self.docker = docker
+        self.stop_timeout = stop_timeout
+
+    async def _container(self, uid: str) -> tuple[DockerContainer, dict[str, Any]]:
+        name = container_name(uid)
+        try:
+            with docker_call("inspect", name):
+                container = await self.docker.containers.get(name)
+                info = container._container
+        except NotFound as e:
+            raise NotFound(f"workload {uid} not found on node {self.node}") from e
+        labels = (info.get("Config") or {}).get("Labels") or {}
+        if labels.get(LABEL_NODE) != self.node or labels.get(LABEL_UID) != uid:
+            raise NotFound(f"workload {uid} not found on node {self.node}")
+        return container, info
+
+    async def exists(self, uid: str) -> bool:
+        try:
+            await self._container(uid)
+        except NotFound:
+            return False
+        return True
+
+    async def get(self, uid: str) -> WorkloadState:
+        _, info = await self._container(uid)
+        return state_from_inspect(info, self.node)
+
+    async def list(self) -> list[WorkloadState]:
+        with docker_call("list"):
+            found = await self.docker.containers.list(all=True, filters={"label": [f"{LABEL_NODE}={self.node}"]})
+        states = []
+        for summary in found:
+            labels = summary._container.get("Labels") or {}
+            if LABEL_COMPOSE_PROJECT in labels or LABEL_UID not in labels:
+                continue
+            try:
+                states.append(await self.get(labels[LABEL_UID]))
+            except NotFound:
+                continue  # removed between list and inspect
+        return states
+
+    async def ensure_image(self, image: str) -> None:
+        try:
+            with docker_call("image_inspect", image):
+                await self.docker.images.inspect(image)
+            return
+        except NotFound:
+            pass
+        try:
+            with docker_call("pull", image):
+                await asyncio.wait_for(self.docker.images.pull(image), PULL_TIMEOUT)
+        except (PersysError, TimeoutError) as e:
+            log.warning("pull failed", node=self.node, image=image, error=str(e))
+            raise RuntimeFailure(f"image not found: {image}") from e
+
+    async def apply(self, workload: WorkloadSpec) -> WorkloadState:
+        try:
+            container, info = await self._container(workload.uid)
+        except NotFound:
+            container, info = None, {}
+        if container is not None:
+            current = state_from_inspect(info, self.node)
+            if current.specHash == workload.spec_hash:
+                if current.state == "running" or not workload.wants_running:
+                    return current
+                return await self.start(workload.uid)
+            log.info("spec changed, replacing container", node=self.node, uid=workload.uid,
+                     old=current.specHash, new=workload.spec_hash)
+            await self.remove(workload.uid)
+        config = container_config(workload, self.node)
+        name = container_name(workload.uid)
+        try:  # create first: the image is almost always there, and a 404 here only means it is not
+            with docker_call("create", name):
+                container = await self.docker.containers.create(config, name=name)
+        except NotFound:
+            await self.ensure_image(str(workload.spec["image"]))
+            with docker_call("create", name):
+                container = await self.docker.containers.create(config, name=name)
+        if workload.wants_running:
+            with docker_call("start", name):
+                await container.start()
+        return await self.get(workload.uid)
+
+    async def start(self, uid: str) -> WorkloadState:
+        container, info = await self._container(uid)
+        if (info.get("State") or {}).get("Status") != "running":
+            with docker_call("start", container_name(uid)):
+                await container.start()
+        return await self.get(uid)
+
+    async def stop(self, uid: str, timeout: float = 10.0) -> WorkloadState:
+        container, _ = await self._container(uid)
+        with docker_call("stop", container_name(uid)):
+            await container.stop(t=int(timeout))
+        return await self.get(uid)
+
+    async def restart(self, uid: str) -> WorkloadState:
+        container, _ = await self._container(uid)
+        with docker_call("restart", container_name(uid)):
+            await container.restart(t=self.stop_timeout)
+        return await self.get(uid)
+
+    async def remove(self, uid: str) -> None:
+        container, _ = await self._container(uid)
+        try:
+            with docker_call("remove", container_name(uid)):
+                await container.delete(force=True, v=True)
+        except NotFound:
+            pass  # already gone: removal is idempotent
+
+    async def logs(self, uid: str, tail: int = 50) -> str:
+        container, _ = await self._container(uid)
+        with docker_call("logs", container_name(uid)):
+            lines = await container.log(stdout=True, stderr=True, tail=tail, timeout=30.0)
+        return "".join(lines)
+
+    async def follow_logs(self, uid: str, tail: int = 50) -> AsyncGenerator[str, None]:
+        container, _ = await self._container(uid)
+        logs: Any = container.log(stdout=True, stderr=True, follow=True, tail=tail)  # an async generator
+        async with aclosing(logs) as stream:
+            async for chunk in stream:
+                yield chunk

@@ -1,0 +1,181 @@
+"""The ``docker`` runtime: container and compose workloads on the local dockerd.
+
+It owns the aiodocker connection, routes each uid to the backend that runs it
+(``ContainerRuntime`` or ``ComposeRuntime``) and turns Docker's event stream, filtered to
+``persys.dev/node=<node>`` (compose containers carry the label too), into state events.
+When the event stream breaks (dockerd restarted) it reconnects with back-off and
+republishes every state, so subscribers miss nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+from pathlib import Path
+from typing import Any
+
+import aiodocker
+import aiohttp
+from aiodocker.events import DockerEvents
+
+from persys.agentd.compose import ComposeRuntime
+from persys.agentd.containers import ContainerRuntime
+from persys.agentd.dockerapi import LABEL_NODE, LABEL_UID, docker_call
+from persys.agentd.events import EventHub
+from persys.agentd.runtime import WorkloadSpec, WorkloadState
+from persys.errors import NotFound, PersysError, RuntimeFailure
+from persys.observability.logging import get_logger
+
+WATCHED_ACTIONS = ["create", "start", "die", "stop", "kill", "oom", "destroy", "pause", "unpause", "restart"]
+MAX_BACKOFF = 30.0
+log = get_logger("agent")
+
+
+class DockerRuntime:
+    """Runtime over dockerd: ``type: container`` as containers, ``type: compose`` as projects."""
+
+    name = "docker"
+
+    def __init__(self, node: str, hub: EventHub, state_dir: Path, *, docker_url: str | None = None,
+                 stop_timeout: int = 10) -> None:
+        self.node = node
+        self.hub = hub
+        self.state_dir = state_dir
+        self.docker_url = docker_url
+        self.stop_timeout = stop_timeout
+        self._docker: aiodocker.Docker | None = None
+        self._pump: asyncio.Task[None] | None = None
+        self._containers: ContainerRuntime | None = None
+        self._compose: ComposeRuntime | None = None
+
+    @property
+    def containers(self) -> ContainerRuntime:
+        if self._containers is None:
+            raise RuntimeFailure("docker runtime is not open")
+        return self._containers
+
+    @property
+    def compose(self) -> ComposeRuntime:
+        if self._compose is None:
+            raise RuntimeFailure("docker runtime is not open")
+        return self._compose
+
+    async def open(self) -> None:
+        self._docker = aiodocker.Docker(url=self.docker_url,
+                                        timeout=aiohttp.ClientTimeout(total=120, sock_connect=10))
+        try:
+            with docker_call("version"):
+                await self._docker.version()
+        except (PersysError, OSError, aiohttp.ClientError) as e:
+            await self._docker.close()
+            self._docker = None
+            raise RuntimeFailure(f"cannot reach dockerd: {e}") from e
+        self._containers = ContainerRuntime(self.node, self._docker, self.stop_timeout)
+        self._compose = ComposeRuntime(self.node, self._docker, self.state_dir / "compose", self.stop_timeout)
+        self._pump = asyncio.create_task(self._follow_docker_events(), name=f"agent-docker-events-{self.node}")
+
+    async def close(self) -> None:
+        if self._pump is not None:
+            self._pump.cancel()
+            await asyncio.gather(self._pump, return_exceptions=True)
+            self._pump = None
+        if self._docker is not None:
+            await self._docker.close()
+            self._docker = None
+
+    # -- routing --------------------------------------------------------------------------
+
+    async def _owner(self, uid: str) -> ContainerRuntime | ComposeRuntime:
+        return self.compose if self.compose.owns(uid) else self.containers
+
+    async def apply(self, workload: WorkloadSpec) -> WorkloadState:
+        if workload.type == "compose":
+            if await self.containers.exists(workload.uid):
+                await self.containers.remove(workload.uid)
+            return await self.compose.apply(workload)
+        if self.compose.owns(workload.uid):
+            await self.compose.remove(workload.uid)
+        return await self.containers.apply(workload)
+
+    async def start(self, uid: str) -> WorkloadState:
+        return await (await self._owner(uid)).start(uid)
+
+    async def stop(self, uid: str, timeout: float = 10.0) -> WorkloadState:
+        return await (await self._owner(uid)).stop(uid, timeout)
+
+    async def restart(self, uid: str) -> WorkloadState:
+        return await (await self._owner(uid)).restart(uid)
+
+    async def remove(self, uid: str) -> None:
+        await (await self._owner(uid)).remove(uid)
+        self.hub.publish(WorkloadState(uid=uid, node=self.node, state="missing", message="removed"))
+
+    async def get(self, uid: str) -> WorkloadState:
+        return await (await self._owner(uid)).get(uid)
+
+    async def list(self) -> list[WorkloadState]:
+        return await self.containers.list() + await self.compose.list()
+
+    async def logs(self, uid: str, tail: int = 50) -> str:
+        return await (await self._owner(uid)).logs(uid, tail)
+
+    async def follow_logs(self, uid: str, tail: int = 50) -> AsyncGenerator[str, None]:
+        async with aclosing((await self._owner(uid)).follow_logs(uid, tail)) as chunks:
+            async for chunk in chunks:
+                yield chunk
+
+    # -- events ---------------------------------------------------------------------------
+
+    async def _follow_docker_events(self) -> None:
+        backoff = 1.0
+        first = True
+        while True:
+            try:
+                if not first:
+                    await self._republish()
+                first = False
+                await self._stream_events()
+                backoff = 1.0
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # the event stream must survive dockerd restarts
+                log.warning("docker event stream broke", node=self.node, error=str(e), retry_in=backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF)
+
+    async def _stream_events(self) -> None:
+        events = DockerEvents(self._docker)  # type: ignore[no-untyped-call]
+        subscriber = events.subscribe(create_task=False)  # type: ignore[no-untyped-call]
+        filters = {"type": ["container"], "label": [f"{LABEL_NODE}={self.node}"], "event": WATCHED_ACTIONS}
+        runner = asyncio.create_task(events.run(filters=filters), name=f"agent-docker-events-run-{self.node}")
+        try:
+            while (event := await subscriber.get()) is not None:
+                await self._on_event(event)
+        finally:
+            runner.cancel()
+            await asyncio.gather(runner, return_exceptions=True)
+            await events.stop()  # type: ignore[no-untyped-call]
+
+    async def _on_event(self, event: dict[str, Any]) -> None:
+        attributes = (event.get("Actor") or {}).get("Attributes") or {}
+        uid = attributes.get(LABEL_UID)
+        if not uid:
+            return
+        try:
+            state = await self.get(uid)
+        except NotFound:
+            state = WorkloadState(uid=uid, name=attributes.get("persys.dev/name", ""),
+                                  namespace=attributes.get("persys.dev/namespace", ""), node=self.node,
+                                  state="missing", specHash=attributes.get("persys.dev/spec-hash", ""),
+                                  message=f"container {event.get('Action')}")
+        except PersysError as e:
+            log.warning("cannot inspect after docker event", node=self.node, uid=uid, error=e.message)
+            return
+        if event.get("Action") == "oom" and "OOM" not in state.message:
+            state.message = ("OOMKilled " + state.message).strip()
+        self.hub.publish(state)
+
+    async def _republish(self) -> None:
+        for state in await self.list():
+            self.hub.publish(state)

@@ -1,0 +1,103 @@
+"""Running agents as a process: one real node, or many hollow nodes (``--nodes N``) in one loop.
+
+Builds each node's runtime and Node registration from plain settings and runs the agents
+until SIGINT or SIGTERM. Hollow nodes are named ``<name>-0 … <name>-(N-1)`` and listen on
+consecutive ports from ``base_port``, each with its own listener and Node, like kubemark.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from persys.agentd.daemon import Agent, AgentConfig
+from persys.agentd.events import EventHub
+from persys.agentd.node import NodeRegistration
+from persys.agentd.runtime import Runtime
+from persys.agentd.simulated import SimulatedRuntime, SimulationConfig
+from persys.client.api import ApiClient
+from persys.observability.logging import get_logger
+
+log = get_logger("agent")
+
+
+@dataclass
+class Credentials:
+    """The node's mTLS client certificate for talking to the API."""
+
+    ca: Path | None
+    cert: Path | None
+    key: Path | None
+
+
+@dataclass
+class LaunchSettings:
+    """What ``persys agent`` was asked to run."""
+
+    name: str
+    host: str
+    port: int
+    runtime: str
+    secrets: dict[str, bytes]
+    state_dir: Path
+    server: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    advertise_host: str = ""
+    nodes: int = 0
+    parallelism: int = 8
+    simulation: SimulationConfig = field(default_factory=SimulationConfig.from_env)
+
+
+def runtime_factory(settings: LaunchSettings, state_dir: Path) -> Callable[[str, EventHub], Runtime]:
+    if settings.runtime == "simulated":
+        return lambda node, hub: SimulatedRuntime(node, hub, settings.simulation)
+    if settings.runtime == "docker":
+        from persys.agentd.docker import DockerRuntime  # aiodocker only where Docker is used
+
+        return lambda node, hub: DockerRuntime(node, hub, state_dir)
+    raise ValueError(f"unknown runtime {settings.runtime!r}: use docker or simulated")
+
+
+def node_names(settings: LaunchSettings) -> list[tuple[str, int]]:
+    """(node name, port) of every agent to run."""
+    if settings.nodes <= 0:
+        return [(settings.name, settings.port)]
+    return [(f"{settings.name}-{i}", settings.port + i) for i in range(settings.nodes)]
+
+
+def build_agents(settings: LaunchSettings, credentials: Callable[[str], Credentials]) -> list[Agent]:
+    """One Agent per node; ``credentials(node)`` gives the node's certificate for registration."""
+    agents = []
+    for name, port in node_names(settings):
+        state_dir = settings.state_dir / name if settings.nodes > 0 else settings.state_dir
+        registration = None
+        advertise = f"{settings.advertise_host or settings.host}:{port}"
+        if settings.server:
+            creds = credentials(name)
+            api = ApiClient(settings.server, ca=creds.ca, cert=creds.cert, key=creds.key, timeout=10.0)
+            registration = NodeRegistration(api, name, advertise, settings.labels, settings.runtime)
+        agents.append(Agent(AgentConfig(
+            name=name, host=settings.host, port=port, secrets=settings.secrets,
+            runtime_factory=runtime_factory(settings, state_dir), labels=settings.labels,
+            parallelism=settings.parallelism, registration=registration)))
+    return agents
+
+
+async def serve(agents: list[Agent]) -> None:
+    """Run ``agents`` until SIGINT/SIGTERM; stopping leaves every workload running."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    started: list[Agent] = []
+    try:
+        for agent in agents:
+            await agent.start()
+            started.append(agent)
+        log.info("agents running", count=len(started))
+        await stop.wait()
+    finally:
+        await asyncio.gather(*(agent.stop() for agent in started), return_exceptions=True)

@@ -1,0 +1,100 @@
+"""Node registration and heartbeats: how the control plane learns this agent exists and lives.
+
+The agent PUTs its Node (spec: address, labels) and then, every 10 seconds, its status
+(capacity, allocatable, Ready condition, lastHeartbeatTime, runtime). When the API cannot be
+reached it retries with back-off and changes nothing else: losing the control plane never
+stops a workload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+from persys.client.api import ApiClient
+from persys.errors import NotFound, PersysError
+from persys.observability.logging import get_logger
+from persys.resources import NODE, ObjectMeta, Resource
+from persys.resources.model import now_iso
+
+HEARTBEAT_SECONDS = 10.0
+MAX_BACKOFF_SECONDS = 30.0
+
+log = get_logger("agent")
+
+
+def host_capacity() -> dict[str, str]:
+    """CPU cores and memory of this host, as Kubernetes quantities."""
+    memory = "0"
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory = f"{int(line.split()[1])}Ki"
+                break
+    except OSError:
+        pass
+    return {"cpu": str(os.cpu_count() or 1), "memory": memory}
+
+
+class NodeRegistration:
+    """Registers one Node and keeps its heartbeat going until cancelled."""
+
+    def __init__(self, api: ApiClient, name: str, address: str, labels: dict[str, str], runtime: str,
+                 *, interval: float = HEARTBEAT_SECONDS, capacity: dict[str, str] | None = None) -> None:
+        self.api = api
+        self.name = name
+        self.address = address
+        self.labels = dict(labels)
+        self.runtime = runtime
+        self.interval = interval
+        self.capacity = capacity or host_capacity()
+        self.ready_since = now_iso()
+        self.heartbeats = 0
+
+    async def register(self) -> None:
+        """Create or update the Node's spec, keeping fields an admin set (unschedulable)."""
+        spec: dict[str, Any] = {"address": self.address, "labels": self.labels}
+        try:
+            current = await self.api.get(NODE.kind, self.name)
+            spec = {**current.spec, **spec}
+        except NotFound:
+            pass
+        await self.api.apply(Resource(kind=NODE.kind, metadata=ObjectMeta(name=self.name), spec=spec))
+
+    async def heartbeat(self) -> None:
+        status = {
+            "capacity": dict(self.capacity),
+            "allocatable": dict(self.capacity),
+            "conditions": [{"type": "Ready", "status": "True", "reason": "AgentReady",
+                            "message": f"agent is posting heartbeats every {self.interval:g}s",
+                            "lastTransitionTime": self.ready_since}],
+            "lastHeartbeatTime": now_iso(),
+            "runtime": self.runtime,
+        }
+        await self.api.update_status(NODE.kind, self.name, status, namespace="")
+        self.heartbeats += 1
+
+    async def run(self) -> None:
+        """Register, then heartbeat forever; on API errors back off (1 s doubling to 30 s) and retry."""
+        backoff = 1.0
+        registered = False
+        while True:
+            try:
+                if not registered:
+                    await self.register()
+                    registered = True
+                    log.info("node registered", node=self.name, address=self.address)
+                await self.heartbeat()
+                backoff = 1.0
+                await asyncio.sleep(self.interval)
+            except PersysError as e:
+                log.warning("control plane unreachable, retrying", node=self.name, error=e.message,
+                            retry_in=backoff)
+                registered = registered and not isinstance(e, NotFound)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+
+    async def close(self) -> None:
+        await self.api.close()

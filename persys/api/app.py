@@ -1,0 +1,115 @@
+"""The aiohttp application: the route table, the health routes, and ``build_app``.
+
+One application serves both listeners; the ``guard`` middleware keeps the plain one to
+``PLAIN_PATHS``. Other components add their routes by passing callables to ``build_app``
+(``extra_routes``); ``/openapi.json`` is generated from the router itself, so it lists them too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from aiohttp import web
+
+import persys
+from persys.api import middleware, openapi, resources
+from persys.api.auth import Handler, allow
+from persys.api.context import API_CONTEXT, ApiContext, api_context
+from persys.errors import StoreUnavailable
+from persys.observability import metrics
+from persys.resources import API_VERSION
+
+PREFIX = "/apis/persys.dev/v1"
+MAX_BODY = 1024 * 1024
+
+RouteAdder = Callable[[web.Application], None]
+
+
+@allow(middleware.PUBLIC)
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the process answers."""
+    return web.Response(text="ok")
+
+
+@allow(middleware.PUBLIC)
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: etcd answers (503 when it does not)."""
+    try:
+        await api_context(request).etcd.revision()
+    except StoreUnavailable as e:
+        raise StoreUnavailable(f"etcd unavailable: {e.message}") from e
+    return web.Response(text="ok")
+
+
+@allow(middleware.PUBLIC)
+async def version(request: web.Request) -> web.Response:
+    """The server's version and API group version."""
+    return web.json_response({"version": persys.__version__, "apiVersion": API_VERSION})
+
+
+@allow(middleware.PUBLIC)
+async def metrics_page(request: web.Request) -> web.Response:
+    """Prometheus metrics of this process."""
+    body, content_type = metrics.render()
+    response = web.Response(body=body)
+    response.headers["Content-Type"] = content_type
+    return response
+
+
+@allow(middleware.PUBLIC)
+async def openapi_page(request: web.Request) -> web.Response:
+    """The OpenAPI 3 description of every route of this server."""
+    return web.json_response(openapi.document(request.app, api_context(request).registry))
+
+
+# (method, path, handler): the generic object routes first, the namespaced ones before the
+# cluster-scoped ones, so that `namespaces/…` never reads as a kind called "namespaces".
+ROUTES: list[tuple[str, str, Handler]] = [
+    ("GET", "/healthz", healthz),
+    ("GET", "/readyz", readyz),
+    ("GET", "/version", version),
+    ("GET", "/metrics", metrics_page),
+    ("GET", "/openapi.json", openapi_page),
+    ("GET", PREFIX + "/namespaces/{namespace}/{plural}", resources.get_or_list),
+    ("POST", PREFIX + "/namespaces/{namespace}/{plural}", resources.create),
+    ("PUT", PREFIX + "/namespaces/{namespace}/{plural}", resources.apply),
+    ("GET", PREFIX + "/namespaces/{namespace}/{plural}/{name}", resources.get_or_list),
+    ("PUT", PREFIX + "/namespaces/{namespace}/{plural}/{name}", resources.apply),
+    ("PATCH", PREFIX + "/namespaces/{namespace}/{plural}/{name}", resources.patch),
+    ("DELETE", PREFIX + "/namespaces/{namespace}/{plural}/{name}", resources.delete),
+    ("GET", PREFIX + "/namespaces/{namespace}/{plural}/{name}/status", resources.get_status),
+    ("PUT", PREFIX + "/namespaces/{namespace}/{plural}/{name}/status", resources.put_status),
+    ("GET", PREFIX + "/{plural}", resources.get_or_list),
+    ("POST", PREFIX + "/{plural}", resources.create),
+    ("PUT", PREFIX + "/{plural}", resources.apply),
+    ("GET", PREFIX + "/{plural}/{name}", resources.get_or_list),
+    ("PUT", PREFIX + "/{plural}/{name}", resources.apply),
+    ("PATCH", PREFIX + "/{plural}/{name}", resources.patch),
+    ("DELETE", PREFIX + "/{plural}/{name}", resources.delete),
+    ("GET", PREFIX + "/{plural}/{name}/status", resources.get_status),
+    ("PUT", PREFIX + "/{plural}/{name}/status", resources.put_status),
+]
+
+
+async def _stop_watches(app: web.Application) -> None:
+    """``on_shutdown``: end open watch streams so that shutdown does not wait for them."""
+    for task in list(app[API_CONTEXT].watches):
+        task.cancel()
+
+
+def build_app(ctx: ApiContext, extra_routes: Sequence[RouteAdder] = ()) -> web.Application:
+    """The API application over ``ctx``; each of ``extra_routes`` adds routes to it.
+
+    Extra routes are for admins and controllers unless their handler is marked with
+    ``persys.api.auth.allow(...)``; they reach the shared context with ``api_context(request)``.
+    """
+    app = web.Application(client_max_size=MAX_BODY,
+                          middlewares=[middleware.observe, middleware.errors, middleware.guard])
+    app[API_CONTEXT] = ctx
+    for method, path, handler in ROUTES:
+        app.router.add_route(method, path, handler)
+    for add in extra_routes:
+        add(app)
+    app.on_response_prepare.append(middleware.add_headers)
+    app.on_shutdown.append(_stop_watches)
+    return app

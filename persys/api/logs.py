@@ -1,0 +1,59 @@
+"""``GET …/workloads/{name}/log``: a workload's container logs, fetched from its node's agent.
+
+The API is the one door for users, so ``persys logs`` goes through it (mTLS, roles) and the
+API server calls the agent with the HMAC secret, like the controllers do.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from persys.agentclient import AgentClient
+from persys.api.app import PREFIX
+from persys.api.context import api_context
+from persys.errors import BadRequest, Unavailable
+from persys.security.paths import HMAC_KEY_ID
+
+MAX_TAIL = 10_000
+
+
+def _tail(request: web.Request) -> int:
+    raw = request.query.get("tailLines", "100")
+    if not raw.isdigit() or not 0 <= int(raw) <= MAX_TAIL:
+        raise BadRequest(f"tailLines must be an integer 0-{MAX_TAIL}, not {raw!r}")
+    return int(raw)
+
+
+async def _agent_for(request: web.Request) -> tuple[AgentClient, str]:
+    ctx = api_context(request)
+    workload = await ctx.store.get("Workload", request.match_info["namespace"], request.match_info["name"])
+    node_name = workload.status.get("nodeName") or workload.spec.get("nodeName")
+    if not node_name:
+        raise Unavailable(f'workload "{workload.metadata.name}" is not scheduled to a node yet')
+    if ctx.hmac_secret is None:
+        raise Unavailable("this API server has no agent HMAC secret; it cannot reach agents")
+    node = await ctx.store.get("Node", "", node_name)
+    address = str(node.spec.get("address") or "")
+    return AgentClient(f"http://{address}", HMAC_KEY_ID, ctx.hmac_secret), workload.metadata.uid
+
+
+async def workload_log(request: web.Request) -> web.StreamResponse:
+    """The last ``tailLines`` lines; with ``follow=true`` a text stream that follows new lines."""
+    tail = _tail(request)
+    follow = request.query.get("follow", "").lower() in ("1", "true", "yes")
+    agent, uid = await _agent_for(request)
+    try:
+        if not follow:
+            return web.Response(text=await agent.logs(uid, tail=tail), content_type="text/plain")
+        response = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
+        await response.prepare(request)
+        async for line in agent.follow_logs(uid, tail=tail):
+            await response.write(line.encode() if line.endswith("\n") else (line + "\n").encode())
+        await response.write_eof()
+        return response
+    finally:
+        await agent.close()
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get(PREFIX + "/namespaces/{namespace}/workloads/{name}/log", workload_log)

@@ -1,0 +1,128 @@
+"""Cross-cutting request handling: request ids, traces, metrics, errors as Status bodies, auth.
+
+Order (outermost first): ``observe`` binds the request id, opens the server span and records
+metrics around everything; ``errors`` turns every failure into a JSON ``Status`` with the code
+of ``persys.errors.HTTP_CODES``; ``guard`` keeps the plain listener to its few public paths and
+checks the client certificate's role on the mTLS listener.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+import uuid
+
+import structlog
+from aiohttp import web
+from opentelemetry.trace import SpanKind, Tracer
+from prometheus_client import Counter, Histogram
+
+from persys.api.auth import IDENTITY, Handler, allowed_roles, peer_identity
+from persys.errors import HTTP_CODES, BadRequest, Forbidden, NotFound, PersysError, TooLarge
+from persys.observability import tracing
+from persys.observability.logging import get_logger
+
+SERVICE_NAME = "persys-api"
+PUBLIC = "*"  # the role mark of handlers anyone may call (health, version, metrics, openapi)
+PLAIN_PATHS = frozenset({"/healthz", "/readyz", "/version", "/metrics", "/openapi.json"})
+
+REQUESTS = Counter("persys_api_requests_total", "API requests by route template, method and code",
+                   ["route", "method", "code"])
+DURATION = Histogram("persys_api_request_duration_seconds", "API request latency by route template and method",
+                     ["route", "method"])
+
+REQUEST_ID = web.RequestKey("persys_request_id", str)
+
+log = get_logger("api")
+
+
+@functools.cache
+def _tracer() -> Tracer:
+    return tracing.tracer("persys.api")
+
+
+def route_template(request: web.Request) -> str:
+    route = request.match_info.route
+    if request.match_info.http_exception is not None or route.resource is None:
+        return "unmatched"
+    return route.resource.canonical
+
+
+@web.middleware
+async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request_id = request.headers.get("X-Request-Id", "")[:128] or uuid.uuid4().hex
+    request[REQUEST_ID] = request_id
+    route, started, code = route_template(request), time.perf_counter(), 500
+    span_name = f"{request.method} {route}"
+    with structlog.contextvars.bound_contextvars(request_id=request_id), \
+            _tracer().start_as_current_span(
+                span_name, context=tracing.extract(request.headers), kind=SpanKind.SERVER,
+                attributes={"http.method": request.method, "http.route": route}) as span:
+        try:
+            response = await handler(request)
+            code = response.status
+            return response
+        finally:
+            span.set_attribute("http.status_code", code)
+            REQUESTS.labels(route, request.method, str(code)).inc()
+            DURATION.labels(route, request.method).observe(time.perf_counter() - started)
+
+
+def status_response(error: PersysError) -> web.Response:
+    # a code set on the instance (405 and other plain HTTP errors) wins over the class's table entry
+    code = error.code if "code" in vars(error) else HTTP_CODES.code_for(error)
+    body = error.to_status()
+    body["code"] = code
+    return web.json_response(body, status=code)
+
+
+def _from_http(e: web.HTTPException) -> PersysError:
+    if isinstance(e, web.HTTPRequestEntityTooLarge):
+        return TooLarge("request body exceeds the 1 MiB limit")
+    if isinstance(e, web.HTTPNotFound):
+        return NotFound("no such route; see /openapi.json")
+    if isinstance(e, web.HTTPMethodNotAllowed):
+        error = PersysError(f"method {e.method} not allowed here; allowed: {', '.join(sorted(e.allowed_methods))}")
+        error.code, error.reason = 405, "MethodNotAllowed"
+        return error
+    error = BadRequest(e.text or e.reason) if e.status < 500 else PersysError(e.reason)
+    error.code = e.status
+    return error
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except PersysError as e:
+        if HTTP_CODES.code_for(e) >= 500:
+            log.warning("request failed", method=request.method, path=request.path, error=e.message)
+        return status_response(e)
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        return status_response(_from_http(e))
+    except Exception as e:
+        log.exception("internal error", method=request.method, path=request.path)
+        return status_response(PersysError(f"internal error: {type(e).__name__}"))
+
+
+@web.middleware
+async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if not request.secure:
+        if request.path not in PLAIN_PATHS:
+            raise NotFound(f"{request.path} is served on the mTLS listener only")
+        return await handler(request)
+    who = peer_identity(request)
+    request[IDENTITY] = who
+    roles = allowed_roles(request.match_info.handler)
+    if request.match_info.http_exception is None and PUBLIC not in roles and who.role not in roles:
+        raise Forbidden(f"{who.name!r} (role {who.role or 'none'}) may not {request.method} {request.path}")
+    return await handler(request)
+
+
+async def add_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: every answer names the service and echoes the request id."""
+    response.headers["X-Service-Name"] = SERVICE_NAME
+    if REQUEST_ID in request:
+        response.headers["X-Request-Id"] = request[REQUEST_ID]

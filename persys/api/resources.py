@@ -1,0 +1,312 @@
+"""The generic object routes: get, list, create, apply, status, merge patch and delete on any kind.
+
+Handlers find the kind by the URL's plural in the registry, so a user-defined kind is served
+as soon as it is registered. Validation is the kind's own (``Kind.parse``); storage is
+``ObjectStore``'s, with compare-and-swap on ``metadata.resourceVersion`` when a body carries it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from persys.api.auth import ANY_ROLE, allow, authorize, identity
+from persys.api.context import api_context
+from persys.api.watch import watch_stream
+from persys.errors import BadRequest, Cause, Conflict, Invalid, NotFound, TooLarge
+from persys.resources import Kind, Resource, Selector, now_iso
+from persys.store import ObjectStore
+
+_RETRIES = 5  # optimistic writes without a resourceVersion retry on concurrent changes
+MERGE_PATCH = "application/merge-patch+json"
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a URL names: a kind, a namespace ('' for cluster kinds or all namespaces), maybe a name."""
+
+    kind: Kind
+    namespace: str
+    name: str
+
+
+def target(request: web.Request) -> Target:
+    info = request.match_info
+    kind = api_context(request).registry.by_plural(info["plural"])
+    namespace, name = info.get("namespace"), info.get("name", "")
+    if namespace is not None and not kind.namespaced:
+        raise NotFound(f"{kind.plural} are cluster-scoped: use /apis/persys.dev/v1/{kind.plural}")
+    if namespace is None and kind.namespaced and (name or request.method not in ("GET", "HEAD")):
+        raise NotFound(f"{kind.plural} are namespaced: use /apis/persys.dev/v1/namespaces/{{namespace}}/{kind.plural}")
+    return Target(kind, namespace or "", name)
+
+
+def dry_run(request: web.Request) -> bool:
+    value = request.query.get("dryRun", "")
+    if value not in ("", "All"):
+        raise BadRequest(f"dryRun must be All, not {value!r}")
+    return value == "All"
+
+
+def respond(kind: Kind, obj: Resource, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """``obj`` in its wire shape; built without ``Kind.to_wire``'s deep copy, as it is only serialized."""
+    data: dict[str, Any] = {"apiVersion": obj.apiVersion, "kind": obj.kind, "metadata": obj.metadata.to_dict(),
+                            kind.spec_field: obj.spec}
+    if kind.spec_field == "spec":
+        data["status"] = obj.status
+    return web.json_response(data, status=status, headers=headers)
+
+
+async def read_body(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object; 400 when it is not JSON or not an object, 413 when too large."""
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge as e:
+        raise TooLarge(f"request body exceeds {request.client_max_size} bytes") from e
+    if not raw.strip():
+        raise BadRequest("request body is empty")
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError) as e:
+        raise BadRequest(f"request body is not valid JSON: {e}") from e
+    if not isinstance(data, dict):
+        raise BadRequest(f"request body must be a JSON object, not {type(data).__name__}")
+    return data
+
+
+def place(where: Target, data: dict[str, Any]) -> str:
+    """Put the URL's namespace into the body's metadata; reject a body naming another object.
+
+    Returns the name the body gives (for authorization before validation)."""
+    meta = data.setdefault("metadata", {})
+    if not isinstance(meta, dict):
+        return ""
+    if where.kind.namespaced:
+        if meta.get("namespace") not in (None, "", where.namespace):
+            raise BadRequest(f"metadata.namespace {meta['namespace']!r} does not match the URL's "
+                             f"namespace {where.namespace!r}")
+        meta["namespace"] = where.namespace
+    name = meta.get("name")
+    if where.name and name not in (None, "", where.name):
+        raise BadRequest(f"metadata.name {name!r} does not match the URL's name {where.name!r}")
+    if where.name and not name:
+        meta["name"] = where.name
+    return str(meta.get("name") or "")
+
+
+_META_TYPES: dict[str, tuple[type, ...]] = {
+    "uid": (str,), "creationTimestamp": (str,), "deletionTimestamp": (str,), "generation": (int,),
+    "resourceVersion": (str, int), "labels": (dict,), "annotations": (dict,), "finalizers": (list,),
+}
+
+
+def parse(kind: Kind, data: dict[str, Any]) -> Resource:
+    """``Kind.parse``, after checking the types of the metadata it copies without validating (422)."""
+    meta = data.get("metadata")
+    causes: list[Cause] = []
+    if isinstance(meta, dict):
+        for key, types in _META_TYPES.items():
+            value = meta.get(key)
+            if value is not None and (not isinstance(value, types) or isinstance(value, bool)):
+                causes.append(Cause(f"metadata.{key}", f"must be a {' or '.join(t.__name__ for t in types)}"))
+        version = meta.get("resourceVersion")
+        if version not in (None, "") and not str(version).isdigit():
+            causes.append(Cause("metadata.resourceVersion", "must be a number"))
+        if isinstance(meta.get("finalizers"), list) and not all(isinstance(f, str) for f in meta["finalizers"]):
+            causes.append(Cause("metadata.finalizers", "must be a list of strings"))
+    if causes:
+        raise Invalid(f"{kind.kind} is invalid: " + "; ".join(f"{c.field}: {c.message}" for c in causes),
+                      causes=causes)
+    return kind.parse(data)
+
+
+@allow(*ANY_ROLE)
+async def get_or_list(request: web.Request) -> web.StreamResponse:
+    """Read one object, list a collection (labelSelector), or watch it (watch=true)."""
+    where = target(request)
+    store = api_context(request).store
+    if where.name:
+        authorize(identity(request), "get", where.kind, where.name)
+        return respond(where.kind, await store.get(where.kind.kind, where.namespace, where.name))
+    selector = Selector(request.query.get("labelSelector", ""))
+    if request.query.get("watch") in ("true", "1"):
+        authorize(identity(request), "watch", where.kind, None)
+        return await watch_stream(request, where.kind, where.namespace or None, selector)
+    authorize(identity(request), "list", where.kind, None)
+    items, revision = await store.list_wire(where.kind.kind, where.namespace or None, selector)
+    return web.json_response({
+        "kind": f"{where.kind.kind}List", "apiVersion": "persys.dev/v1",
+        "metadata": {"resourceVersion": str(revision)}, "items": items,
+    })
+
+
+@allow(*ANY_ROLE)
+async def create(request: web.Request) -> web.Response:
+    """Create an object (201); 409 when it exists."""
+    where = target(request)
+    data = await read_body(request)
+    authorize(identity(request), "create", where.kind, place(where, data))
+    obj = parse(where.kind, data)
+    if dry_run(request):
+        return respond(where.kind, _as_created(obj), 201)
+    return respond(where.kind, await api_context(request).store.create(obj), 201)
+
+
+def _as_created(obj: Resource) -> Resource:
+    """What ``create`` would store, for dry runs."""
+    obj.metadata.generation = 1
+    obj.metadata.creationTimestamp = now_iso()
+    return obj
+
+
+def _replaced(current: Resource, obj: Resource) -> Resource:
+    """What ``ObjectStore.replace`` would store, for dry runs."""
+    updated = current.copy()
+    updated.spec = obj.spec
+    updated.metadata.labels = dict(obj.metadata.labels)
+    updated.metadata.annotations = dict(obj.metadata.annotations)
+    updated.metadata.finalizers = list(obj.metadata.finalizers)
+    if updated.spec != current.spec:
+        updated.metadata.generation += 1
+    return updated
+
+
+@allow(*ANY_ROLE)
+async def apply(request: web.Request) -> web.Response:
+    """Create or update (the verb behind ``persys apply``); X-Persys-Apply says what happened."""
+    where = target(request)
+    data = await read_body(request)
+    name = place(where, data)
+    authorize(identity(request), "update", where.kind, name)
+    obj = parse(where.kind, data)
+    if not where.name:
+        raise BadRequest(f"PUT needs the object's URL: …/{where.kind.plural}/{obj.metadata.name}")
+    store, dry = api_context(request).store, dry_run(request)
+    for _ in range(_RETRIES):
+        done = await _apply_once(store, obj, dry)
+        if done is not None:
+            result, outcome = done
+            return respond(where.kind, result, 201 if outcome == "created" else 200, {"X-Persys-Apply": outcome})
+    raise Conflict(f'{where.kind.singular} "{where.name}" kept changing; retry')
+
+
+async def _apply_once(store: ObjectStore, obj: Resource, dry: bool) -> tuple[Resource, str] | None:
+    """One attempt at apply: (result, created|configured|unchanged), or None when a concurrent write
+    won and the caller, who gave no resourceVersion, should try again."""
+    wanted, meta = obj.metadata.resourceVersion, obj.metadata
+    try:
+        current = await store.get(obj.kind, meta.namespace, meta.name)
+    except NotFound:
+        if wanted:
+            raise
+        try:
+            return (_as_created(obj.copy()) if dry else await store.create(obj)), "created"
+        except Conflict:
+            return None  # created concurrently: update it instead
+    if dry:
+        updated = _replaced(current, obj)
+        return updated, "unchanged" if updated.to_dict() == current.to_dict() else "configured"
+    attempt = obj.copy()
+    attempt.metadata.resourceVersion = wanted or current.metadata.resourceVersion
+    try:
+        result = await store.replace(attempt)
+    except Conflict:
+        if wanted:
+            raise
+        return None
+    same = result.metadata.resourceVersion == current.metadata.resourceVersion
+    return result, "unchanged" if same else "configured"
+
+
+def status_target(request: web.Request) -> Target:
+    where = target(request)
+    if not where.kind.status_subresource:
+        raise NotFound(f"{where.kind.plural} have no status subresource")
+    return where
+
+
+@allow(*ANY_ROLE)
+async def get_status(request: web.Request) -> web.Response:
+    """Read an object through its status subresource."""
+    where = status_target(request)
+    authorize(identity(request), "get", where.kind, where.name, "status")
+    return respond(where.kind, await api_context(request).store.get(where.kind.kind, where.namespace, where.name))
+
+
+@allow(*ANY_ROLE)
+async def put_status(request: web.Request) -> web.Response:
+    """Replace an object's status (CAS when the body carries resourceVersion); generation never moves."""
+    where = status_target(request)
+    authorize(identity(request), "update", where.kind, where.name, "status")
+    data = await read_body(request)
+    place(where, data)
+    raw_meta = data.get("metadata")
+    meta = raw_meta if isinstance(raw_meta, dict) else {}
+    wanted = str(meta.get("resourceVersion") or "")
+    if wanted and not wanted.isdigit():
+        raise BadRequest(f"metadata.resourceVersion must be a number, not {wanted!r}")
+    status = where.kind.parse_status(data.get("status"))
+    store = api_context(request).store
+    if dry_run(request):
+        current = await store.get(where.kind.kind, where.namespace, where.name)
+        current.status = status
+        return respond(where.kind, current)
+    result = await store.update_status(where.kind.kind, where.namespace, where.name, status,
+                                       resource_version=wanted)
+    return respond(where.kind, result)
+
+
+def merge_patch(target_doc: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch: objects merge recursively, null deletes, anything else replaces."""
+    if not isinstance(patch, dict):
+        return patch
+    out = dict(target_doc) if isinstance(target_doc, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = merge_patch(out.get(key), value)
+    return out
+
+
+@allow(*ANY_ROLE)
+async def patch(request: web.Request) -> web.Response:
+    """Apply a JSON merge patch to metadata and spec; the result is validated again."""
+    where = target(request)
+    if request.content_type not in (MERGE_PATCH, "application/json"):
+        raise BadRequest(f"unsupported patch type {request.content_type!r}; use {MERGE_PATCH}")
+    authorize(identity(request), "patch", where.kind, where.name)
+    changes = await read_body(request)
+    store = api_context(request).store
+    for _ in range(_RETRIES):
+        current = await store.get(where.kind.kind, where.namespace, where.name)
+        merged = merge_patch(where.kind.to_wire(current), changes)
+        merged.pop("status", None)
+        place(where, merged)
+        obj = parse(where.kind, merged)
+        if dry_run(request):
+            return respond(where.kind, _replaced(current, obj))
+        try:
+            return respond(where.kind, await store.replace(obj))
+        except Conflict:
+            if obj.metadata.resourceVersion != current.metadata.resourceVersion:
+                raise  # the patch itself asked for a stale resourceVersion
+    raise Conflict(f'{where.kind.singular} "{where.name}" kept changing; retry')
+
+
+@allow(*ANY_ROLE)
+async def delete(request: web.Request) -> web.Response:
+    """Delete an object (or mark it, while finalizers remain); answers with its last state."""
+    where = target(request)
+    authorize(identity(request), "delete", where.kind, where.name)
+    store = api_context(request).store
+    if dry_run(request):
+        return respond(where.kind, await store.get(where.kind.kind, where.namespace, where.name))
+    wanted = request.query.get("resourceVersion", "")
+    if wanted and not wanted.isdigit():
+        raise BadRequest(f"resourceVersion must be a number, not {wanted!r}")
+    return respond(where.kind, await store.delete(where.kind.kind, where.namespace, where.name,
+                                                  resource_version=wanted))

@@ -1,0 +1,123 @@
+"""Running the API: one application on two listeners (plain and mTLS), started and stopped as a unit.
+
+``ApiServer`` is what ``persys server`` and ``persys up`` run; ``ROUTE_MODULES`` lists the
+route modules other components contribute (one line each), loaded when they exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import signal
+import ssl
+from collections.abc import Sequence
+from pathlib import Path
+
+from aiohttp import web
+
+from persys.api.app import RouteAdder, build_app
+from persys.api.context import ApiContext
+from persys.observability.logging import get_logger
+from persys.security.paths import HomePaths, read_hmac_secret
+from persys.security.tls import server_context
+from persys.store import Etcd
+
+# Route modules of other components: "module:function", the function taking the web.Application.
+ROUTE_MODULES: tuple[str, ...] = (
+    "persys.api.reconciliation:add_routes",
+    "persys.api.logs:add_routes",
+)
+
+log = get_logger("api")
+
+
+def default_routes() -> list[RouteAdder]:
+    """The route adders of ``ROUTE_MODULES`` whose module exists (components not built yet are skipped)."""
+    adders: list[RouteAdder] = []
+    for entry in dict.fromkeys(ROUTE_MODULES):  # a line added twice adds its routes once
+        module_name, _, function = entry.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as e:
+            if e.name != module_name:
+                raise
+            continue
+        adders.append(getattr(module, function))
+    return adders
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (or ``:PORT``, host 127.0.0.1)."""
+    host, _, port = text.rpartition(":")
+    if not port.isdigit():
+        raise ValueError(f"{text!r} is not HOST:PORT")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def tls_from_home(home: Path) -> ssl.SSLContext:
+    """The mTLS context of ``persys pki init``'s server certificate, trusting the cluster CA."""
+    paths = HomePaths(home)
+    return server_context(paths.cert("server"), paths.key("server"), paths.ca_cert)
+
+
+class ApiServer:
+    """The API on a plain listener and an mTLS listener (the port of either may be 0: any free one)."""
+
+    def __init__(self, ctx: ApiContext, tls: ssl.SSLContext, *, listen: tuple[str, int] = ("127.0.0.1", 7070),
+                 secure_listen: tuple[str, int] = ("127.0.0.1", 7443),
+                 extra_routes: Sequence[RouteAdder] | None = None) -> None:
+        self.ctx = ctx
+        self.tls = tls
+        self.listen = listen
+        self.secure_listen = secure_listen
+        routes = default_routes() if extra_routes is None else extra_routes
+        self.app = build_app(ctx, routes)
+        self._runner: web.AppRunner | None = None
+        self.plain_port = listen[1]
+        self.secure_port = secure_listen[1]
+
+    @property
+    def plain_url(self) -> str:
+        return f"http://{self.listen[0]}:{self.plain_port}"
+
+    @property
+    def secure_url(self) -> str:
+        return f"https://{self.secure_listen[0]}:{self.secure_port}"
+
+    async def start(self) -> None:
+        runner = web.AppRunner(self.app, access_log=None, handler_cancellation=True, shutdown_timeout=2.0)
+        await runner.setup()
+        self._runner = runner
+        plain = web.TCPSite(runner, *self.listen)
+        secure = web.TCPSite(runner, *self.secure_listen, ssl_context=self.tls)
+        await plain.start()
+        await secure.start()
+        # the ports actually bound (either may have been asked for as 0), in the order the sites started
+        (_, self.plain_port, *_), (_, self.secure_port, *_) = runner.addresses
+        log.info("api listening", plain=self.plain_url, secure=self.secure_url)
+
+    async def stop(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+
+async def serve(etcd_urls: str, home: Path, listen: str, secure_listen: str, *,
+                bookmark_interval: float = 5.0) -> None:
+    """Run the API until SIGINT or SIGTERM (``persys server``)."""
+    etcd = Etcd(etcd_urls)
+    secret = HomePaths(home).hmac_secret
+    ctx = ApiContext(etcd, bookmark_interval=bookmark_interval,
+                     hmac_secret=read_hmac_secret(secret) if secret.exists() else None)
+    server = ApiServer(ctx, tls_from_home(home), listen=parse_address(listen),
+                       secure_listen=parse_address(secure_listen))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await server.start()
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()
+        await etcd.close()

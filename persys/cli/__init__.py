@@ -1,0 +1,1 @@
+"""The ``persys`` command line: cluster commands (server, pki, …) and kubectl-style verbs."""

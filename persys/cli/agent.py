@@ -1,0 +1,106 @@
+"""``persys agent``: the node daemon (one real node, or N hollow nodes with ``--runtime simulated``)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+import click
+
+from persys.cli.session import CliState, option
+from persys.errors import BadRequest
+from persys.observability import logging as plog
+from persys.observability import tracing
+from persys.security.paths import HMAC_KEY_ID, HomePaths, read_hmac_secret
+
+
+def _address(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not port.isdigit():
+        raise click.BadParameter(f"{text!r} is not HOST:PORT")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _labels(values: tuple[str, ...]) -> dict[str, str]:
+    labels = {}
+    for value in values:
+        key, sep, val = value.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{value!r} is not KEY=VALUE", param_hint="--label")
+        labels[key] = val
+    return labels
+
+
+def node_credentials(paths: HomePaths, node: str, cert: Path | None, key: Path | None,
+                     ca: Path | None) -> tuple[Path, Path, Path]:
+    """The node's client certificate; issued on the spot when the cluster CA's key is at hand."""
+    identity = f"node-{node}"
+    cert, key, ca = cert or paths.cert(identity), key or paths.key(identity), ca or paths.ca_cert
+    if cert.exists() and key.exists():
+        return cert, key, ca
+    if paths.ca_key.exists():
+        from persys.security import pki
+
+        cert, key = pki.issue(paths.home, identity, "agents")
+        click.echo(f"issued {cert} for node {node}", err=True)
+        return cert, key, ca
+    raise BadRequest(f"no certificate for node {node} at {cert}: on the machine holding the cluster CA run "
+                     f"`persys pki issue --identity {identity} --role agents` and copy {cert.name}, "
+                     f"{key.name} and ca.crt into {paths.pki}")
+
+
+@click.command()
+@option("--name", default=socket.gethostname(), show_default=True, help="Node name (hollow nodes: NAME-0…).")
+@option("--listen", default="127.0.0.1:7100", show_default=True, help="Agent API address HOST:PORT.")
+@option("--advertise", default="", help="Host the control plane should call (default: the listen host).")
+@option("--server", default="https://127.0.0.1:7443", show_default=True,
+        help="API server URL for Node registration and heartbeats ('' to run without).")
+@option("--runtime", type=click.Choice(["docker", "simulated"]), default="docker", show_default=True)
+@option("--label", "labels", multiple=True, help="Node label KEY=VALUE (repeatable).")
+@option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+        help="Agent state (compose checkouts); default $PERSYS_HOME/state/agent-<name>.")
+@option("--cert", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Node client certificate.")
+@option("--key", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Node client key.")
+@option("--ca", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Cluster CA certificate.")
+@option("--hmac-secret", type=click.Path(dir_okay=False, path_type=Path), default=None,
+        help="File holding the agents' HMAC secret (default $PERSYS_HOME/pki/agent-hmac.secret).")
+@option("--parallelism", type=int, default=8, show_default=True, help="Operations run at once (across uids).")
+@option("--nodes", type=int, default=0, help="Simulated runtime: run this many hollow nodes in one process.")
+@option("--base-port", type=int, default=None, help="Hollow nodes: first port (default: the --listen port).")
+@option("--sim-start-latency", type=float, default=None, help="Simulated runtime: seconds to start a container.")
+@option("--sim-exit-after", type=float, default=None, help="Simulated runtime: containers exit after seconds.")
+@click.pass_obj
+def agent(state: CliState, name: str, listen: str, advertise: str, server: str, runtime: str,
+          labels: tuple[str, ...], state_dir: Path | None, cert: Path | None, key: Path | None, ca: Path | None,
+          hmac_secret: Path | None, parallelism: int, nodes: int, base_port: int | None,
+          sim_start_latency: float | None, sim_exit_after: float | None) -> None:
+    """Run the node agent: an HMAC-signed HTTP API driving Docker (or hollow containers)."""
+    from persys.agentd.launcher import Credentials, LaunchSettings, build_agents, serve
+    from persys.agentd.simulated import SimulationConfig
+
+    if nodes and runtime != "simulated":
+        raise click.BadParameter("--nodes needs --runtime simulated", param_hint="--nodes")
+    paths = HomePaths(state.home)
+    secret_file = hmac_secret or paths.hmac_secret
+    if not secret_file.exists():
+        raise BadRequest(f"no HMAC secret at {secret_file}: run `persys pki init` (or pass --hmac-secret)")
+    host, port = _address(listen)
+    simulation = SimulationConfig.from_env()
+    if sim_start_latency is not None:
+        simulation.start_latency = sim_start_latency
+    if sim_exit_after is not None:
+        simulation.exit_after = sim_exit_after
+    settings = LaunchSettings(
+        name=name, host=host, port=base_port if base_port is not None and nodes else port, runtime=runtime,
+        secrets={HMAC_KEY_ID: read_hmac_secret(secret_file)},
+        state_dir=state_dir or paths.state / f"agent-{name}", server=server, labels=_labels(labels),
+        advertise_host=advertise, nodes=nodes, parallelism=parallelism, simulation=simulation)
+
+    def credentials(node: str) -> Credentials:
+        c, k, a = node_credentials(paths, node, cert if not nodes else None, key if not nodes else None, ca)
+        return Credentials(ca=a if a.exists() else None, cert=c, key=k)
+
+    plog.configure()
+    tracing.setup("persys-agent")
+    asyncio.run(serve(build_agents(settings, credentials)))

@@ -1,0 +1,61 @@
+"""The CLI's config file (``$PERSYS_HOME/config.yaml``, written by ``persys pki init`` and ``persys up``).
+
+It names the API server and the admin client certificate, so that ``persys get workloads``
+works with no flags, the way a kubeconfig does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from persys.errors import BadRequest
+from persys.security.paths import HomePaths
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """Where the API is and which certificate to present."""
+
+    server: str
+    ca: Path | None
+    cert: Path | None
+    key: Path | None
+
+
+def _path(value: object, base: Path) -> Path | None:
+    if not value:
+        return None
+    path = Path(str(value)).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def load(home: Path, config_file: Path | None = None, server: str | None = None) -> ClientConfig:
+    """The config of ``config_file`` (default ``home/config.yaml``), ``server`` overriding its URL.
+
+    Without a config file the home's PKI (CA, admin certificate) is used when it exists.
+    """
+    paths = HomePaths(home)
+    file = config_file or paths.config
+    if file.exists():
+        try:
+            data = yaml.safe_load(file.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise BadRequest(f"{file}: not valid YAML: {e}") from e
+        if not isinstance(data, dict):
+            raise BadRequest(f"{file}: must be a mapping with server, ca, cert and key")
+        url = server or str(data.get("server") or "")
+        if not url:
+            raise BadRequest(f"{file}: no server URL; add `server:` or pass --server")
+        base = file.parent
+        return ClientConfig(url, _path(data.get("ca"), base), _path(data.get("cert"), base),
+                            _path(data.get("key"), base))
+    if config_file is not None:
+        raise BadRequest(f"{config_file}: no such config file")
+    if not server:
+        raise BadRequest(f"no config at {file}: run `persys pki init` or `persys up`, or pass --server")
+    admin = paths.cert("admin").exists()
+    return ClientConfig(server, paths.ca_cert if paths.ca_cert.exists() else None,
+                        paths.cert("admin") if admin else None, paths.key("admin") if admin else None)

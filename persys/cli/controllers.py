@@ -1,0 +1,40 @@
+"""``persys controllers``: the scheduler, reconciler and monitor, leader-elected through etcd."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+import click
+
+from persys.cli.session import CliState, option
+from persys.observability import logging as plog
+from persys.observability import tracing
+
+
+@click.command()
+@option("--etcd", default="http://127.0.0.1:2379", show_default=True, help="etcd endpoints, comma-separated.")
+@option("--listen", default="127.0.0.1:7072", show_default=True, help="Metrics and health listener.")
+@option("--identity", default=None, help="Leader-election identity (default: host-pid).")
+@option("--settings", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+        help="YAML file of controller settings (grace_seconds, full_pass_seconds, lease_ttl, …).")
+@click.pass_obj
+def controllers(state: CliState, etcd: str, listen: str, identity: str | None, settings: Path | None) -> None:
+    """Run the controllers; the agents' HMAC secret comes from $PERSYS_HOME/pki (persys pki init)."""
+    import yaml
+
+    from persys.controllers import ControllersConfig, build_manager
+
+    plog.configure()
+    tracing.setup("persys-controllers")
+    config = ControllersConfig.from_dict(yaml.safe_load(settings.read_text()) or {}) if settings else None
+
+    async def main() -> None:
+        manager = build_manager(etcd, home=state.home, listen=listen, config=config, identity=identity)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, manager.stop)
+        await manager.run()
+
+    asyncio.run(main())

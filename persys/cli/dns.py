@@ -1,0 +1,47 @@
+"""``persys dns``: the authoritative DNS server of the cluster zone, answered from SkyDNS records in etcd."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import click
+
+from persys.cli.session import CliState, option
+from persys.observability import logging as plog
+
+
+@click.command()
+@option("--etcd", default="http://127.0.0.1:2379", show_default=True, help="etcd endpoints, comma-separated.")
+@option("--listen", default="127.0.0.1:5353", show_default=True, help="UDP and TCP address HOST:PORT.")
+@option("--zone", default="persys.local", show_default=True, help="The zone answered; everything else is REFUSED.")
+@click.pass_obj
+def dns(state: CliState, etcd: str, listen: str, zone: str) -> None:
+    """Serve A, SRV and SOA records of the cluster zone over UDP and TCP."""
+    from persys.dns.server import DnsServer, parse_listen
+    from persys.store.etcd import Etcd
+
+    plog.configure()
+    try:
+        host, port = parse_listen(listen)
+    except ValueError as e:
+        raise click.BadParameter(f"{listen!r} is not HOST:PORT", param_hint="--listen") from e
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        client = Etcd(etcd)
+        server = DnsServer(client, zone, host, port)
+        try:
+            await server.start(ready_timeout=None)
+            await stop.wait()
+        finally:
+            await server.close()
+            await client.close()
+
+    try:
+        asyncio.run(run())
+    except OSError as e:
+        raise click.ClickException(f"cannot listen on {listen}: {e}") from e

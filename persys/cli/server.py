@@ -1,0 +1,28 @@
+"""``persys server``: the API server (plain and mTLS listeners) over an etcd cluster."""
+
+from __future__ import annotations
+
+import asyncio
+
+import click
+
+from persys.cli.session import CliState, option
+from persys.observability import logging as plog
+from persys.observability import tracing
+
+
+@click.command()
+@option("--etcd", default="http://127.0.0.1:2379", show_default=True, help="etcd endpoints, comma-separated.")
+@option("--listen", default="127.0.0.1:7070", show_default=True,
+        help="Plain listener (healthz, readyz, version, metrics, openapi.json).")
+@option("--secure-listen", default="127.0.0.1:7443", show_default=True, help="mTLS listener (everything).")
+@option("--bookmark-interval", type=float, default=5.0, show_default=True,
+        help="Seconds of watch silence before a BOOKMARK line.")
+@click.pass_obj
+def server(state: CliState, etcd: str, listen: str, secure_listen: str, bookmark_interval: float) -> None:
+    """Run the API server; certificates come from $PERSYS_HOME/pki (persys pki init)."""
+    from persys.api.server import serve
+
+    plog.configure()
+    tracing.setup("persys-api")
+    asyncio.run(serve(etcd, state.home, listen, secure_listen, bookmark_interval=bookmark_interval))

@@ -1,0 +1,35 @@
+"""``persys up``: the all-in-one cluster (etcd child, API, controllers, DNS, one local agent)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import click
+
+from persys.cli.session import CliState, option
+from persys.observability import logging as plog
+from persys.observability import tracing
+
+
+@click.command()
+@option("--etcd-port", type=int, default=2379, show_default=True, help="etcd client port.")
+@option("--etcd-peer-port", type=int, default=None, help="etcd peer port (default: etcd port + 1).")
+@option("--http-port", type=int, default=7070, show_default=True, help="API plain listener.")
+@option("--api-port", type=int, default=7443, show_default=True, help="API mTLS listener.")
+@option("--controllers-port", type=int, default=7072, show_default=True, help="Controllers metrics/health.")
+@option("--agent-port", type=int, default=7100, show_default=True, help="Local agent API.")
+@option("--dns-port", type=int, default=5353, show_default=True, help="DNS server (udp and tcp).")
+@option("--node-name", default="", help="Name of the local node (default: the host name).")
+@option("--zone", default="persys.local", show_default=True, help="DNS zone of the cluster.")
+@click.pass_obj
+def up(state: CliState, etcd_port: int, etcd_peer_port: int | None, http_port: int, api_port: int,
+       controllers_port: int, agent_port: int, dns_port: int, node_name: str, zone: str) -> None:
+    """Run a whole cluster in this process; Ctrl-C stops it, running it again resumes it."""
+    from persys.up import UpConfig, run
+
+    plog.configure()
+    tracing.setup("persys")
+    config = UpConfig(home=state.home, etcd_port=etcd_port, etcd_peer_port=etcd_peer_port, http_port=http_port,
+                      api_port=api_port, controllers_port=controllers_port, agent_port=agent_port,
+                      dns_port=dns_port, node_name=node_name, zone=zone)
+    asyncio.run(run(config))

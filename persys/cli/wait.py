@@ -1,0 +1,111 @@
+"""``persys apply --wait``: watch applied workloads converge, with a live progress view.
+
+A workload has converged when its phase is what its spec asks for: Running for a service,
+Exited with code 0 for a job (restartPolicy OnFailure or Never), Stopped when desiredState
+is Stopped. Those that did not converge in time are named with their phase and message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import BarColumn, Progress, TextColumn
+from rich.table import Table
+
+from persys.client import ApiClient
+from persys.errors import Unavailable
+from persys.resources import ObjectKey, Resource
+
+
+@dataclass
+class Outcome:
+    """Where one workload stands: converged, finally failed, or still on its way."""
+
+    converged: bool
+    final: bool
+    reason: str
+
+
+def judge(obj: Resource) -> Outcome:
+    """Has this workload reached the phase its spec asks for?"""
+    phase = str(obj.status.get("phase") or "Pending")
+    message = str(obj.status.get("message") or "")
+    if obj.status.get("observedGeneration", obj.metadata.generation) < obj.metadata.generation:
+        return Outcome(False, False, f"{phase} (spec change not yet observed)")
+    if obj.spec.get("desiredState") == "Stopped":
+        return Outcome(phase == "Stopped", False, phase)
+    job = obj.spec.get("restartPolicy") in ("OnFailure", "Never")
+    if job and phase == "Exited":
+        code = obj.status.get("exitCode")
+        if code == 0:
+            return Outcome(True, True, "Exited 0")
+        final = obj.spec.get("restartPolicy") == "Never"
+        return Outcome(False, final, f"Exited {code}" + (f": {message}" if message else ""))
+    if phase == "Failed":
+        return Outcome(False, True, f"Failed: {message}" if message else "Failed")
+    if phase == "Running" and not job:
+        return Outcome(True, False, "Running")
+    return Outcome(False, False, f"{phase}: {message}" if message else phase)
+
+
+def _view(rows: dict[ObjectKey, Resource | None], outcomes: dict[ObjectKey, Outcome]) -> Group:
+    table = Table(box=None, pad_edge=False)
+    for column in ("WORKLOAD", "PHASE", "RESTARTS", "STATE"):
+        table.add_column(column)
+    for key, obj in sorted(rows.items()):
+        outcome = outcomes.get(key)
+        phase = str(obj.status.get("phase", "Pending")) if obj else "<not found>"
+        restarts = str(obj.status.get("restarts", 0)) if obj else ""
+        mark = "[green]converged[/]" if outcome and outcome.converged else (outcome.reason if outcome else "")
+        table.add_row(key.name, phase, restarts, mark)
+    done = sum(1 for o in outcomes.values() if o.converged)
+    bar = Progress(TextColumn("converged"), BarColumn(), TextColumn(f"{done}/{len(rows)}"))
+    bar.add_task("", total=max(len(rows), 1), completed=done)
+    return Group(table, bar)
+
+
+async def wait(client: ApiClient, keys: Sequence[ObjectKey], timeout: float, console: Console) -> list[str]:
+    """Follow ``keys`` until all converge or ``timeout``; the names that did not, with why."""
+    rows: dict[ObjectKey, Resource | None] = {key: None for key in keys}
+    outcomes: dict[ObjectKey, Outcome] = {}
+
+    def update(obj: Resource) -> None:
+        if obj.key in rows:
+            rows[obj.key] = obj
+            outcomes[obj.key] = judge(obj)
+
+    def settled() -> bool:
+        return all(k in outcomes and (outcomes[k].converged or outcomes[k].final) for k in rows)
+
+    async def follow(live: Live) -> None:
+        while not settled():
+            items, version = await client.list("Workload", None)
+            for obj in items:
+                update(obj)
+            live.update(_view(rows, outcomes))
+            try:
+                async for item in client.watch("Workload", None, resource_version=version):
+                    if item.object is not None and item.type != "DELETED":
+                        update(item.object)
+                        live.update(_view(rows, outcomes))
+                    if settled():
+                        return
+            except Unavailable:
+                await asyncio.sleep(0.5)
+
+    with Live(_view(rows, outcomes), console=console, refresh_per_second=8, transient=False) as live:
+        try:
+            await asyncio.wait_for(follow(live), timeout)
+        except TimeoutError:
+            pass
+        live.update(_view(rows, outcomes))
+    failed = []
+    for key in keys:
+        outcome = outcomes.get(key)
+        if outcome is None or not outcome.converged:
+            failed.append(f"workload/{key.name}: {outcome.reason if outcome else 'never seen'}")
+    return failed

@@ -1,0 +1,88 @@
+"""Events: what controllers tell users about an object (``persys get events``), aggregated.
+
+The same (object, reason, message) recorded again bumps ``count`` and ``lastTimestamp`` of one
+Event instead of adding another, as Kubernetes does. Events are best-effort: a failure to
+record one is logged, never raised. The store keeps them on an etcd lease so they expire.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from persys.errors import Conflict, NotFound, NotLeader, PersysError
+from persys.observability.logging import get_logger
+from persys.resources.kinds import EVENT
+from persys.resources.model import ObjectMeta, Resource
+from persys.runtime.clock import Clock, SystemClock, to_iso
+from persys.store.objects import Fence, ObjectStore
+
+NORMAL, WARNING = "Normal", "Warning"
+
+# the reasons Persys's controllers record
+SCHEDULED, FAILED_SCHEDULING = "Scheduled", "FailedScheduling"
+CREATED, STARTED, KILLING, RESTARTED, BACKOFF, STOPPED = "Created", "Started", "Killing", "Restarted", "BackOff", \
+    "Stopped"
+NODE_NOT_READY, RESCHEDULED = "NodeNotReady", "Rescheduled"
+
+log = get_logger("events")
+
+
+def event_name(obj: Resource, reason: str, message: str) -> str:
+    """A stable name per (object, reason, message): repeats land on the same Event."""
+    digest = hashlib.sha256(f"{obj.kind}|{obj.metadata.uid}|{reason}|{message}".encode()).hexdigest()[:12]
+    return f"{obj.metadata.name}.{digest}"[:63].strip("-.")
+
+
+class EventRecorder:
+    """Records Events about objects on behalf of one component (``source``)."""
+
+    def __init__(self, store: ObjectStore, source: str, *, clock: Clock | None = None) -> None:
+        self.store = store
+        self.source = source
+        self.clock = clock or SystemClock()
+
+    async def record(self, obj: Resource, type_: str, reason: str, message: str, *,
+                     fence: Fence | None = None) -> None:
+        """Create the Event or bump its count; never raises (except NotLeader)."""
+        namespace = obj.metadata.namespace or "default"
+        name = event_name(obj, reason, message)
+        now = to_iso(self.clock.now())
+        try:
+            try:
+                await self.store.modify(EVENT.kind, namespace, name, _bump(now), fence=fence)
+            except NotFound:
+                try:
+                    await self.store.create(self._new(obj, namespace, name, type_, reason, message, now),
+                                            fence=fence)
+                except Conflict:
+                    await self.store.modify(EVENT.kind, namespace, name, _bump(now), fence=fence)
+        except NotLeader:
+            raise
+        except PersysError as e:
+            log.warning("could not record event", reason=reason, object=str(obj.key), error=e.message)
+
+    def _new(self, obj: Resource, namespace: str, name: str, type_: str, reason: str, message: str,
+             now: str) -> Resource:
+        spec: dict[str, Any] = {
+            "involvedObject": {"kind": obj.kind, "namespace": obj.metadata.namespace, "name": obj.metadata.name,
+                               "uid": obj.metadata.uid},
+            "type": type_, "reason": reason, "message": message, "count": 1,
+            "firstTimestamp": now, "lastTimestamp": now, "source": self.source,
+        }
+        return Resource(kind=EVENT.kind, metadata=ObjectMeta(name=name, namespace=namespace), spec=spec)
+
+
+def _bump(now: str) -> Any:
+    def change(event: Resource) -> None:
+        event.spec["count"] = int(event.spec.get("count", 1)) + 1
+        event.spec["lastTimestamp"] = now
+    return change
+
+
+async def events_for(store: ObjectStore, obj: Resource, reason: str | None = None) -> list[Resource]:
+    """The Events about ``obj`` (optionally of one reason), oldest first; tests and the CLI read them."""
+    items, _ = await store.list(EVENT.kind, obj.metadata.namespace or "default")
+    found = [e for e in items if e.spec["involvedObject"].get("name") == obj.metadata.name
+             and e.spec["involvedObject"].get("kind") == obj.kind and (reason is None or e.spec["reason"] == reason)]
+    return sorted(found, key=lambda e: str(e.spec.get("firstTimestamp") or ""))

@@ -1,0 +1,68 @@
+"""``build_manager``: Persys's controllers (scheduler, reconciler, monitor) in one manager.
+
+``persys controllers`` runs what this returns; ``persys up`` runs it in-process next to the
+API, DNS and an agent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from persys.controllers.agents import AgentPool
+from persys.controllers.config import ControllersConfig
+from persys.controllers.monitor import Monitor
+from persys.controllers.reconciler import Reconciler
+from persys.controllers.scheduler import Scheduler
+from persys.resources.kinds import REGISTRY
+from persys.resources.registry import Registry
+from persys.runtime.clock import Clock
+from persys.runtime.manager import Manager
+from persys.security.paths import HMAC_KEY_ID, HomePaths, default_home, read_hmac_secret
+from persys.store.etcd import Etcd
+
+ALL_CONTROLLERS = ("scheduler", "reconciler", "monitor")
+
+Extra = Callable[[Manager], None]
+
+
+def parse_listen(listen: str | None) -> tuple[str, int] | None:
+    """``HOST:PORT`` → (host, port); None or empty disables the metrics/health listener."""
+    if not listen:
+        return None
+    host, _, port = listen.rpartition(":")
+    return host or "127.0.0.1", int(port)
+
+
+def build_manager(etcd_endpoints: str | Sequence[str], *, home: Path | None = None,
+                  listen: str | None = "127.0.0.1:7072", config: ControllersConfig | None = None,
+                  hmac_secret: bytes | None = None, identity: str | None = None, clock: Clock | None = None,
+                  controllers: Sequence[str] = ALL_CONTROLLERS, extra: Sequence[Extra] = (),
+                  registry: Registry = REGISTRY) -> Manager:
+    """A manager running ``controllers`` against the etcd at ``etcd_endpoints``.
+
+    The agents' HMAC secret is ``hmac_secret`` or read from ``$PERSYS_HOME/pki/agent-hmac.secret``
+    (key id ``default``). ``extra`` callables add more controllers (e.g. the DNS registrar) to the
+    manager before it runs. The manager owns its etcd connection and agent clients and closes them.
+    """
+    config = config or ControllersConfig()
+    if hmac_secret is None:
+        hmac_secret = read_hmac_secret(HomePaths(home or default_home()).hmac_secret)
+    etcd = Etcd(etcd_endpoints)
+    manager = Manager(etcd, registry=registry, component="controllers", identity=identity,
+                      lease_ttl=config.lease_ttl, clock=clock, listen=parse_listen(listen),
+                      stall_seconds=config.watch_stall_seconds, owns_etcd=True)
+    agents = AgentPool(HMAC_KEY_ID, hmac_secret, timeout=config.agent_timeout)
+    manager.on_close(agents.close)
+    unknown = set(controllers) - set(ALL_CONTROLLERS)
+    if unknown:
+        raise ValueError(f"unknown controllers: {', '.join(sorted(unknown))}; known: {', '.join(ALL_CONTROLLERS)}")
+    if "scheduler" in controllers:
+        manager.add(Scheduler(retry_seconds=config.schedule_retry_seconds))
+    if "reconciler" in controllers:
+        manager.add(Reconciler(agents, config))
+    if "monitor" in controllers:
+        manager.add(Monitor(agents, config))
+    for add in extra:
+        add(manager)
+    return manager

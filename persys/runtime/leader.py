@@ -1,0 +1,126 @@
+"""Leader election on an etcd lease, and the fence every leader write carries.
+
+A candidate writes ``/persys/leader/<component>`` with a create-if-absent transaction bound
+to a lease of ``ttl`` seconds, then keeps the lease alive. It loses leadership when a
+keep-alive fails for longer than the TTL, the lease has expired, or the key no longer is the
+one it created. The ``Fence`` (the key's create revision) goes into every store write, so a
+deposed leader that has not noticed yet still cannot change anything: etcd refuses the write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+
+from prometheus_client import Gauge
+
+from persys.errors import NotLeader, StoreUnavailable
+from persys.observability.logging import get_logger
+from persys.store.etcd import Compare, Etcd
+from persys.store.keys import leader_key
+from persys.store.objects import Fence, leader_fence
+
+IS_LEADER = Gauge("persys_leader", "1 while this process holds the leader lease", ["component"])
+
+log = get_logger("leader")
+
+
+def default_identity() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{id(object()):x}"
+
+
+class LeaderElector:
+    """Campaigns for, holds and gives up the leadership of one component."""
+
+    def __init__(self, etcd: Etcd, component: str, *, identity: str | None = None, ttl: int = 15,
+                 retry_interval: float | None = None) -> None:
+        self.etcd = etcd
+        self.component = component
+        self.key = leader_key(component)
+        self.identity = identity or default_identity()
+        self.ttl = max(int(ttl), 1)
+        self.retry_interval = retry_interval if retry_interval is not None else max(self.ttl / 4, 0.2)
+        self.lease_id: int | None = None
+        self._fence: Fence | None = None
+
+    @property
+    def is_leader(self) -> bool:
+        return self._fence is not None
+
+    def fence(self) -> Fence:
+        """The current fence; raises NotLeader when this process does not lead."""
+        if self._fence is None:
+            raise NotLeader(f"not the leader of {self.component}")
+        return self._fence
+
+    async def acquire(self) -> Fence:
+        """Wait until this process is leader; the fence of its term."""
+        while True:
+            try:
+                fence = await self._try_acquire()
+            except StoreUnavailable as e:
+                log.warning("leader election: store unavailable", component=self.component, error=str(e))
+                fence = None
+            if fence is not None:
+                self._fence = fence
+                IS_LEADER.labels(self.component).set(1)
+                log.info("became leader", component=self.component, identity=self.identity)
+                return fence
+            await asyncio.sleep(self.retry_interval)
+
+    async def _try_acquire(self) -> Fence | None:
+        if await self.etcd.get(self.key) is not None:
+            return None
+        lease = await self.etcd.grant_lease(self.ttl)
+        ok, _ = await self.etcd.txn_put(self.key, self.identity.encode(), [Compare(self.key, "create", 0)],
+                                        lease=lease)
+        kv = await self.etcd.get(self.key) if ok else None
+        if kv is None or kv.lease != lease:
+            with contextlib.suppress(StoreUnavailable):
+                await self.etcd.revoke_lease(lease)
+            return None
+        self.lease_id = lease
+        return leader_fence(kv)
+
+    async def hold(self) -> None:
+        """Keep the lease alive; returns when leadership is lost (never while it holds)."""
+        loop = asyncio.get_running_loop()
+        last_ok = loop.time()
+        interval = max(self.ttl / 3, 0.1)
+        try:
+            while True:
+                await asyncio.sleep(interval)
+                try:
+                    if not await self._still_leader():
+                        log.warning("lost leadership", component=self.component, reason="lease or key gone")
+                        return
+                    last_ok = loop.time()
+                except StoreUnavailable as e:
+                    if loop.time() - last_ok >= self.ttl:
+                        log.warning("lost leadership", component=self.component, reason=f"keep-alive failed: {e}")
+                        return
+        finally:
+            self._step_down()
+
+    async def _still_leader(self) -> bool:
+        fence = self._fence
+        if fence is None or self.lease_id is None:
+            return False
+        if await self.etcd.refresh_lease(self.lease_id) <= 0:
+            return False
+        kv = await self.etcd.get(self.key)
+        return kv is not None and kv.create_revision == fence.create_revision and kv.lease == self.lease_id
+
+    def _step_down(self) -> None:
+        self._fence = None
+        IS_LEADER.labels(self.component).set(0)
+
+    async def resign(self) -> None:
+        """Give up leadership now (revoke the lease) so that another process takes over at once."""
+        lease, self.lease_id = self.lease_id, None
+        self._step_down()
+        if lease is not None:
+            with contextlib.suppress(StoreUnavailable):
+                await self.etcd.revoke_lease(lease)

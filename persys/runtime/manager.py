@@ -1,0 +1,175 @@
+"""The manager: runs controllers under one supervisor, with shared informers and leader election.
+
+Informers run all the time (a standby has a warm cache and takes over fast); controllers run
+only while this process is leader, and are cancelled the moment leadership is lost. The
+manager serves ``/metrics`` and ``/healthz`` (default 127.0.0.1:7072) and shuts down
+gracefully: it resigns (revokes its lease) so a standby takes over without waiting a TTL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from aiohttp import web
+
+from persys.errors import NotLeader
+from persys.observability import metrics
+from persys.observability.logging import get_logger
+from persys.resources.kinds import REGISTRY
+from persys.resources.registry import Registry
+from persys.runtime.clock import Clock, SystemClock
+from persys.runtime.controller import Controller
+from persys.runtime.informer import Informer, stats
+from persys.runtime.leader import LeaderElector
+from persys.store.etcd import Etcd
+from persys.store.objects import Fence, ObjectStore
+
+log = get_logger("manager")
+
+Runnable = Callable[[], Coroutine[Any, Any, None]]
+
+
+class _LostLeadership(Exception):
+    """Raised inside the leader task group to cancel every controller when leadership ends."""
+
+
+class Manager:
+    """Owns the store, the informers, the elector and the controllers of one process."""
+
+    def __init__(self, etcd: Etcd, *, registry: Registry = REGISTRY, component: str = "controllers",
+                 identity: str | None = None, lease_ttl: int = 15, clock: Clock | None = None,
+                 listen: tuple[str, int] | None = ("127.0.0.1", 7072), stall_seconds: float = 300.0,
+                 owns_etcd: bool = False) -> None:
+        self.etcd = etcd
+        self.store = ObjectStore(etcd, registry)
+        self.clock = clock or SystemClock()
+        self.elector = LeaderElector(etcd, component, identity=identity, ttl=lease_ttl)
+        self.listen = listen
+        self.stall_seconds = stall_seconds
+        self.owns_etcd = owns_etcd
+        self.controllers: list[Controller] = []
+        self._informers: dict[tuple[str, str | None], Informer] = {}
+        self._cleanups: list[Runnable] = []
+        self._stop = asyncio.Event()
+        self.port: int | None = None
+        self.leading = asyncio.Event()
+
+    # -- building --
+
+    def informer(self, kind: str, namespace: str | None = None) -> Informer:
+        """The shared informer of ``kind`` (created on first use)."""
+        name = self.store.registry.get(kind).kind
+        key = (name, namespace)
+        if key not in self._informers:
+            self._informers[key] = Informer(self.store, name, namespace=namespace, stall_seconds=self.stall_seconds)
+        return self._informers[key]
+
+    def informers(self) -> list[Informer]:
+        return list(self._informers.values())
+
+    def add(self, controller: Controller) -> Controller:
+        controller.bind(self)
+        self.controllers.append(controller)
+        return controller
+
+    def on_close(self, cleanup: Runnable) -> None:
+        """Run ``cleanup`` when the manager stops (close clients the controllers opened)."""
+        self._cleanups.append(cleanup)
+
+    def fence(self) -> Fence:
+        return self.elector.fence()
+
+    @property
+    def is_leader(self) -> bool:
+        return self.elector.is_leader
+
+    # -- running --
+
+    def stop(self) -> None:
+        """Ask ``run`` to return (graceful shutdown)."""
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Run until ``stop()`` or cancellation; always resigns and cleans up."""
+        runner = await self._serve() if self.listen is not None else None
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(informer.run(), name=f"informer-{informer.kind}")
+                         for informer in self.informers()]
+                tasks.append(group.create_task(self._lead(), name="leader"))
+                await self._stop.wait()
+                for task in tasks:
+                    task.cancel()
+        finally:
+            await asyncio.shield(self._shutdown(runner))
+
+    async def _shutdown(self, runner: web.AppRunner | None) -> None:
+        await self.elector.resign()
+        self.leading.clear()
+        for cleanup in self._cleanups:
+            with contextlib.suppress(Exception):
+                await cleanup()
+        if runner is not None:
+            await runner.cleanup()
+        if self.owns_etcd:
+            await self.etcd.close()
+        log.info("manager stopped")
+
+    async def _lead(self) -> None:
+        for informer in self.informers():
+            await informer.synced.wait()
+        while True:
+            await self.elector.acquire()
+            self.leading.set()
+            deposed = False
+            try:
+                async with asyncio.TaskGroup() as group:
+                    for controller in self.controllers:
+                        group.create_task(controller.run(), name=f"controller-{controller.name}")
+                    group.create_task(self._hold(), name="leader-keepalive")
+            except* (_LostLeadership, NotLeader):
+                deposed = True
+            finally:
+                self.leading.clear()
+                await self.elector.resign()
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError()  # shutting down: a NotLeader on the way out must not hide it
+            if deposed:
+                log.warning("stepped down; controllers stopped", component=self.elector.component)
+
+    async def _hold(self) -> None:
+        await self.elector.hold()
+        raise _LostLeadership()
+
+    # -- HTTP: /metrics and /healthz --
+
+    async def _serve(self) -> web.AppRunner:
+        assert self.listen is not None
+        app = web.Application()
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/healthz", self._healthz)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self.listen[0], self.listen[1])
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        self.port = int(sockets[0].getsockname()[1]) if sockets else self.listen[1]
+        log.info("serving metrics and health", address=f"{self.listen[0]}:{self.port}")
+        return runner
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        body, content_type = metrics.render()
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        informers = [stats(i) for i in self.informers()]
+        healthy = all(i["synced"] for i in informers)
+        body = {"status": "ok" if healthy else "starting", "leader": self.is_leader,
+                "identity": self.elector.identity, "controllers": [c.name for c in self.controllers],
+                "informers": informers}
+        return web.json_response(body, status=200 if healthy else 503)

@@ -1,0 +1,163 @@
+"""The work queue between event handlers and reconcile workers (client-go's ``workqueue``).
+
+A key is queued at most once however often it is added (dedup), is never handed to two
+workers at once (a key re-added while processing is queued again when the worker calls
+``done``), can be added after a delay, and failed keys come back with a per-key exponential
+back-off bounded by an overall token-bucket rate limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from collections import deque
+from collections.abc import Hashable
+from typing import Generic, TypeVar
+
+from prometheus_client import Counter, Gauge
+
+from persys.runtime.clock import Clock, SystemClock
+
+K = TypeVar("K", bound=Hashable)
+
+QUEUE_DEPTH = Gauge("persys_workqueue_depth", "Keys waiting in a work queue", ["name"])
+QUEUE_ADDS = Counter("persys_workqueue_adds_total", "Keys added to a work queue", ["name"])
+QUEUE_RETRIES = Counter("persys_workqueue_retries_total", "Keys re-added after a failure", ["name"])
+
+
+class ShutDown(Exception):
+    """Raised by ``get`` once the queue is shut down and drained."""
+
+
+class TokenBucket:
+    """An overall rate limit: ``rate`` keys a second with bursts up to ``burst``; returns the wait."""
+
+    def __init__(self, clock: Clock, rate: float, burst: int) -> None:
+        self.clock, self.rate, self.burst = clock, rate, burst
+        self._tokens = float(burst)
+        self._last = clock.now()
+
+    def reserve(self) -> float:
+        now = self.clock.now()
+        self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+        self._last = now
+        self._tokens -= 1
+        return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
+
+
+class WorkQueue(Generic[K]):
+    """A deduplicating, rate-limited, delaying queue of keys."""
+
+    def __init__(self, name: str, *, clock: Clock | None = None, base_delay: float = 0.05,
+                 max_delay: float = 300.0, rate: float = 50.0, burst: int = 200) -> None:
+        self.name = name
+        self.clock = clock or SystemClock()
+        self.base_delay, self.max_delay = base_delay, max_delay
+        self._bucket = TokenBucket(self.clock, rate, burst)
+        self._queue: deque[K] = deque()
+        self._dirty: set[K] = set()
+        self._processing: set[K] = set()
+        self._failures: dict[K, int] = {}
+        self._delayed: list[tuple[float, int, K]] = []
+        self._seq = itertools.count()
+        self._wakeup = asyncio.Event()
+        self._shutting_down = False
+        self._depth = QUEUE_DEPTH.labels(name)
+        self._adds = QUEUE_ADDS.labels(name)
+        self._retries = QUEUE_RETRIES.labels(name)
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    @property
+    def shutting_down(self) -> bool:
+        return self._shutting_down
+
+    def add(self, key: K) -> None:
+        """Queue ``key`` unless it is already waiting; a key being processed is re-queued on ``done``."""
+        if self._shutting_down or key in self._dirty:
+            return
+        self._adds.inc()
+        self._dirty.add(key)
+        if key not in self._processing:
+            self._queue.append(key)
+            self._depth.set(len(self._queue))
+            self._wakeup.set()
+
+    def add_after(self, key: K, delay: float) -> None:
+        """Queue ``key`` after ``delay`` seconds (at once when ``delay`` <= 0)."""
+        if self._shutting_down:
+            return
+        if delay <= 0:
+            self.add(key)
+            return
+        heapq.heappush(self._delayed, (self.clock.now() + delay, next(self._seq), key))
+        self._wakeup.set()
+
+    def add_rate_limited(self, key: K) -> float:
+        """Re-queue a failed key after its back-off (doubling per failure); returns the delay."""
+        failures = self._failures.get(key, 0)
+        self._failures[key] = failures + 1
+        delay = float(max(min(self.base_delay * 2**failures, self.max_delay), self._bucket.reserve()))
+        self._retries.inc()
+        self.add_after(key, delay)
+        return delay
+
+    def forget(self, key: K) -> None:
+        """Reset ``key``'s back-off (after a success or a terminal failure)."""
+        self._failures.pop(key, None)
+
+    def num_requeues(self, key: K) -> int:
+        return self._failures.get(key, 0)
+
+    def _promote_due(self) -> None:
+        now = self.clock.now()
+        while self._delayed and self._delayed[0][0] <= now:
+            _, _, key = heapq.heappop(self._delayed)
+            self.add(key)
+
+    async def get(self) -> K:
+        """The next key to process; the caller must call ``done(key)``. Raises ShutDown at the end."""
+        while True:
+            self._promote_due()
+            if self._queue:
+                key = self._queue.popleft()
+                self._depth.set(len(self._queue))
+                self._processing.add(key)
+                self._dirty.discard(key)
+                return key
+            if self._shutting_down:
+                raise ShutDown(self.name)
+            self._wakeup.clear()
+            timeout = self._delayed[0][0] - self.clock.now() if self._delayed else None
+            await self._wait(timeout)
+
+    async def _wait(self, timeout: float | None) -> None:
+        waiter = asyncio.ensure_future(self._wakeup.wait())
+        if timeout is None:
+            try:
+                await waiter
+            finally:
+                waiter.cancel()
+            return
+        sleeper = asyncio.ensure_future(self.clock.sleep(timeout))
+        try:
+            await asyncio.wait({waiter, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+            sleeper.cancel()
+
+    def done(self, key: K) -> None:
+        """Mark ``key`` processed; if it was added meanwhile it is queued again now."""
+        self._processing.discard(key)
+        if key in self._dirty:
+            self._queue.append(key)
+            self._depth.set(len(self._queue))
+            self._wakeup.set()
+
+    def shutdown(self) -> None:
+        """Stop accepting keys; workers get ShutDown once the queue is empty."""
+        self._shutting_down = True
+        self._delayed.clear()
+        self._wakeup.set()

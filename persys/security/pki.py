@@ -1,0 +1,174 @@
+"""The cluster PKI: one CA under ``$PERSYS_HOME/pki`` and the certificates it signs.
+
+A certificate's CN is the caller's identity and its O the role (``persys:admins``,
+``persys:agents``, ``persys:controllers``); the API authorizes on exactly these two fields.
+ECDSA P-256 keys: fast to generate, so ``persys up`` and the tests pay almost nothing.
+Every function is idempotent: files that exist are kept, never regenerated.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import secrets
+from collections.abc import Sequence
+from pathlib import Path
+
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from persys.security.paths import HomePaths
+
+ROLES = ("admins", "agents", "controllers")
+DEFAULT_SERVER = "https://127.0.0.1:7443"
+DEFAULT_ZONE = "persys.local"
+SERVER_SANS = ("localhost", "persys-api", "_persys-api", f"_persys-api._tcp.{DEFAULT_ZONE}", "127.0.0.1")
+_CA_YEARS = 10
+_CERT_YEARS = 2
+
+
+def _paths(home: Path | HomePaths) -> HomePaths:
+    return home if isinstance(home, HomePaths) else HomePaths(Path(home).absolute())
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` to a file only the owner may read (keys, the HMAC secret)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.chmod(path, 0o600)
+
+
+def _new_key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def _name(common_name: str, organization: str | None = None) -> x509.Name:
+    attributes = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+    if organization:
+        attributes.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
+    return x509.Name(attributes)
+
+
+def _san(entries: Sequence[str]) -> x509.SubjectAlternativeName:
+    names: list[x509.GeneralName] = []
+    for entry in entries:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(entry)))
+        except ValueError:
+            names.append(x509.DNSName(entry))
+    return x509.SubjectAlternativeName(names)
+
+
+def _builder(subject: x509.Name, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey,
+             years: int) -> x509.CertificateBuilder:
+    now = datetime.datetime.now(datetime.UTC)
+    return (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=365 * years)))
+
+
+def ensure_ca(home: Path | HomePaths) -> HomePaths:
+    """Create the CA key and self-signed certificate unless they exist."""
+    paths = _paths(home)
+    paths.pki.mkdir(parents=True, exist_ok=True)
+    os.chmod(paths.pki, 0o700)
+    if paths.ca_cert.exists() and paths.ca_key.exists():
+        return paths
+    key = _new_key()
+    name = _name("persys-ca", "persys")
+    cert = (_builder(name, name, key.public_key(), _CA_YEARS)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                         content_commitment=False, key_encipherment=False,
+                                         data_encipherment=False, key_agreement=False,
+                                         encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .sign(key, hashes.SHA256()))
+    _write_private(paths.ca_key, _key_pem(key))
+    paths.ca_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return paths
+
+
+def _role(role: str) -> str:
+    short = role.removeprefix("persys:")
+    if short not in ROLES and short != "servers":
+        raise ValueError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
+    return f"persys:{short}"
+
+
+def common_name(identity: str) -> str:
+    """The CN for ``identity``: agents (``node-<name>``) are known by their node name."""
+    return identity.removeprefix("node-")
+
+
+def issue(home: Path | HomePaths, identity: str, role: str, *, sans: Sequence[str] = (),
+          force: bool = False) -> tuple[Path, Path]:
+    """Sign a certificate for ``identity`` (file name) with role ``role``; (cert, key) paths.
+
+    With ``sans`` the certificate also serves TLS for those names and addresses.
+    An existing certificate is kept unless ``force``.
+    """
+    paths = ensure_ca(home)
+    cert_path, key_path = paths.cert(identity), paths.key(identity)
+    if cert_path.exists() and key_path.exists() and not force:
+        return cert_path, key_path
+    ca_key = serialization.load_pem_private_key(paths.ca_key.read_bytes(), password=None)
+    ca_cert = x509.load_pem_x509_certificate(paths.ca_cert.read_bytes())
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise ValueError(f"{paths.ca_key}: expected an ECDSA key")
+    key = _new_key()
+    usages = [ExtendedKeyUsageOID.CLIENT_AUTH] + ([ExtendedKeyUsageOID.SERVER_AUTH] if sans else [])
+    builder = (_builder(_name(common_name(identity), _role(role)), ca_cert.subject, key.public_key(), _CERT_YEARS)
+               .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+               .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                              critical=False))
+    if sans:
+        builder = builder.add_extension(_san(sans), critical=False)
+    cert = builder.sign(ca_key, hashes.SHA256())
+    _write_private(key_path, _key_pem(key))
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return cert_path, key_path
+
+
+def ensure_hmac_secret(home: Path | HomePaths) -> Path:
+    """The agents' shared HMAC secret: 64 hex characters, owner-only, created once."""
+    paths = _paths(home)
+    paths.pki.mkdir(parents=True, exist_ok=True)
+    if not paths.hmac_secret.exists():
+        _write_private(paths.hmac_secret, (secrets.token_hex(32) + "\n").encode())
+    return paths.hmac_secret
+
+
+def write_config(home: Path | HomePaths, server: str = DEFAULT_SERVER, *, force: bool = False) -> Path:
+    """``config.yaml`` for the CLI: the server URL and the admin certificate (absolute paths)."""
+    paths = _paths(home)
+    if paths.config.exists() and not force:
+        return paths.config
+    config = {"server": server, "ca": str(paths.ca_cert.absolute()),
+              "cert": str(paths.cert("admin").absolute()), "key": str(paths.key("admin").absolute())}
+    paths.config.write_text(yaml.safe_dump(config, sort_keys=False))
+    return paths.config
+
+
+def init(home: Path | HomePaths, *, server: str = DEFAULT_SERVER,
+         server_sans: Sequence[str] = SERVER_SANS) -> HomePaths:
+    """The whole PKI of a new cluster: CA, server, admin and controller certs, HMAC secret, config."""
+    paths = ensure_ca(home)
+    issue(paths, "server", "servers", sans=server_sans)
+    issue(paths, "admin", "admins")
+    issue(paths, "controller", "controllers")
+    ensure_hmac_secret(paths)
+    write_config(paths, server)
+    return paths

@@ -1,0 +1,194 @@
+"""``persys up``: a whole cluster in one process, like k3s — etcd, API, controllers, DNS, one agent.
+
+It creates what a new cluster needs under ``$PERSYS_HOME`` (PKI, HMAC secret, CLI config),
+starts a real ``etcd`` child on the data dir there, and runs every other component in this
+event loop. Ctrl-C / SIGTERM stops them all, etcd included; running it again resumes the same
+cluster because the state lives in etcd's data dir and the containers carry their own labels.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import signal
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiodocker
+
+from persys.agentd.daemon import Agent
+from persys.agentd.launcher import Credentials, LaunchSettings, build_agents
+from persys.api.context import ApiContext
+from persys.api.server import ApiServer, tls_from_home
+from persys.controllers.dnsregistrar import dns_registrar
+from persys.controllers.manager import build_manager
+from persys.dns.registration import register_api_server
+from persys.dns.server import DnsServer
+from persys.errors import PersysError
+from persys.observability.logging import get_logger
+from persys.runtime.manager import Manager
+from persys.security import pki
+from persys.security.paths import HMAC_KEY_ID, HomePaths, read_hmac_secret
+from persys.store import Etcd
+from persys.store.server import EtcdServer
+
+log = get_logger("up")
+
+LOCALHOST = "127.0.0.1"
+
+
+def default_node_name() -> str:
+    """The host name as a DNS-1123 label (the local node's name)."""
+    name = re.sub(r"[^a-z0-9-]+", "-", socket.gethostname().lower()).strip("-")[:63]
+    return name or "local"
+
+
+@dataclass
+class UpConfig:
+    """Where ``persys up`` keeps its files and which ports it listens on (all on 127.0.0.1)."""
+
+    home: Path
+    etcd_port: int = 2379
+    etcd_peer_port: int | None = None  # default: etcd_port + 1
+    http_port: int = 7070
+    api_port: int = 7443
+    controllers_port: int = 7072
+    agent_port: int = 7100
+    dns_port: int = 5353
+    node_name: str = ""
+    zone: str = "persys.local"
+
+    @property
+    def paths(self) -> HomePaths:
+        return HomePaths(self.home)
+
+    @property
+    def server_url(self) -> str:
+        return f"https://{LOCALHOST}:{self.api_port}"
+
+
+async def check_docker() -> str:
+    """Docker's version, or a PersysError that says how to start it."""
+    try:
+        async with asyncio.timeout(5):
+            docker = aiodocker.Docker()
+            try:
+                version = await docker.version()
+            finally:
+                await docker.close()
+    except (aiodocker.exceptions.DockerError, OSError, TimeoutError, ValueError) as e:
+        raise PersysError(
+            f"Docker is unreachable ({type(e).__name__}: {e}). Start it with `make dockerd`, or "
+            "`dockerd --bridge=none --iptables=false &` as root (apt-get install docker.io if missing)") from e
+    return str(version.get("Version", "?"))
+
+
+def prepare_home(config: UpConfig) -> HomePaths:
+    """PKI, HMAC secret, the local node's certificate and a config.yaml that points at this API."""
+    paths = pki.init(config.home, server=config.server_url)
+    pki.write_config(paths, config.server_url, force=True)
+    pki.issue(paths, f"node-{config.node_name}", "agents")
+    return paths
+
+
+class Cluster:
+    """Every component of ``persys up``, started in order and stopped in reverse."""
+
+    def __init__(self, config: UpConfig) -> None:
+        self.config = config
+        self.paths = config.paths
+        peer = config.etcd_peer_port or config.etcd_port + 1
+        self.etcd_server = EtcdServer(self.paths.etcd_data, client_port=config.etcd_port, peer_port=peer)
+        self.etcd: Etcd | None = None
+        self.api: ApiServer | None = None
+        self.dns: DnsServer | None = None
+        self.registration: object | None = None
+        self.manager: Manager | None = None
+        self.agent: Agent | None = None
+
+    async def start(self) -> None:
+        config = self.config
+        await self.etcd_server.start()
+        self.etcd = Etcd(self.etcd_server.url)
+        self.api = ApiServer(ApiContext(self.etcd), tls_from_home(config.home),
+                             listen=(LOCALHOST, config.http_port), secure_listen=(LOCALHOST, config.api_port))
+        await self.api.start()
+        self.registration = await register_api_server(self.etcd, config.zone, LOCALHOST, config.api_port)
+        self.dns = DnsServer(self.etcd, config.zone, LOCALHOST, config.dns_port)
+        await self.dns.start()
+        self.manager = build_manager(self.etcd_server.url, home=config.home,
+                                     listen=f"{LOCALHOST}:{config.controllers_port}",
+                                     extra=[dns_registrar(config.zone)])
+        self.agent = self._agent()
+        await self.agent.start()
+
+    def _agent(self) -> Agent:
+        config = self.config
+        identity = f"node-{config.node_name}"
+        settings = LaunchSettings(
+            name=config.node_name, host=LOCALHOST, port=config.agent_port, runtime="docker",
+            secrets={HMAC_KEY_ID: read_hmac_secret(self.paths.hmac_secret)},
+            state_dir=self.paths.state / f"agent-{config.node_name}", server=config.server_url)
+        credentials = Credentials(self.paths.ca_cert, self.paths.cert(identity), self.paths.key(identity))
+        return build_agents(settings, lambda _node: credentials)[0]
+
+    def summary(self) -> str:
+        c = self.config
+        return "\n".join([
+            f"Persys is up (home {c.home}, node {c.node_name})",
+            f"  etcd         {self.etcd_server.url}  (data {self.paths.etcd_data})",
+            f"  API (mTLS)   https://{LOCALHOST}:{c.api_port}",
+            f"  API (plain)  http://{LOCALHOST}:{c.http_port}  /healthz /readyz /metrics /openapi.json",
+            f"  controllers  http://{LOCALHOST}:{c.controllers_port}/metrics",
+            f"  agent        http://{LOCALHOST}:{c.agent_port}  (docker runtime)",
+            f"  DNS          {LOCALHOST}:{c.dns_port} udp+tcp, zone {c.zone}",
+            f"  CLI config   {self.paths.config}",
+            "Try: persys apply -f manifests/ --wait; persys get workloads. Ctrl-C stops everything.",
+        ])
+
+    async def stop(self) -> None:
+        """Stop in reverse order; the agent leaves containers running, etcd goes last."""
+        if self.agent is not None:
+            await self.agent.stop()
+        if self.dns is not None:
+            await self.dns.close()
+        close = getattr(self.registration, "close", None)
+        if close is not None:
+            with contextlib.suppress(PersysError):
+                await close()
+        if self.api is not None:
+            await self.api.stop()
+        if self.etcd is not None:
+            await self.etcd.close()
+        self.etcd_server.stop()
+
+
+async def run(config: UpConfig, *, announce: bool = True) -> None:
+    """Run the cluster until SIGINT or SIGTERM."""
+    config.node_name = config.node_name or default_node_name()
+    docker_version = await check_docker()
+    prepare_home(config)
+    cluster = Cluster(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await cluster.start()
+        assert cluster.manager is not None
+        manager = cluster.manager
+        if announce:
+            print(cluster.summary(), f"\n  docker       {docker_version}", flush=True)
+        async with asyncio.TaskGroup() as group:
+            group.create_task(manager.run(), name="controllers")
+
+            async def stopper() -> None:
+                await stop.wait()
+                manager.stop()
+
+            group.create_task(stopper(), name="stop-on-signal")
+    finally:
+        await asyncio.shield(cluster.stop())
+        log.info("persys up stopped")

@@ -1,0 +1,150 @@
+"""The reconciler's decision table, row by row, and restart back-off on a controllable clock."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from persys.controllers import decisions as d
+from persys.controllers.conditions import FINALIZER
+from persys.resources import REGISTRY, Resource
+from persys.resources.hashing import spec_hash
+from persys.runtime.clock import FakeClock, to_iso
+
+NOW = 1_800_000_000.0
+POLICY = d.Policy(grace=30, backoff_initial=10, backoff_max=300, backoff_reset=600, node_lost_timeout=300)
+
+
+def node(ready: bool = True, since: float = NOW - 1000) -> Resource:
+    obj = REGISTRY.parse({"kind": "Node", "metadata": {"name": "n1"}, "spec": {"address": "127.0.0.1:1"}})
+    obj.status = {"conditions": [{"type": "Ready", "status": "True" if ready else "False",
+                                  "lastTransitionTime": to_iso(since)}], "lastHeartbeatTime": to_iso(since)}
+    return obj
+
+
+def wl(*, state: str | None = None, bound: bool = True, finalizer: bool = True, deleting: bool = False,
+       spec: dict[str, Any] | None = None, **status: Any) -> Resource:
+    obj = REGISTRY.parse({"kind": "Workload", "metadata": {"name": "w"},
+                          "spec": {"image": "persys/busybox:local", **(spec or {})}})
+    obj.metadata.uid, obj.metadata.generation = "uid-1", 1
+    if bound:
+        obj.spec["nodeName"] = "n1"
+    if finalizer:
+        obj.metadata.finalizers = [FINALIZER]
+    if deleting:
+        obj.metadata.deletionTimestamp = to_iso(NOW)
+    if state is not None:
+        status = {"containerState": state, "nodeName": "n1", "containerID": "c1",
+                  "specHash": spec_hash(obj.spec), **status}
+    obj.status = status
+    return obj
+
+
+def last_action(action: str, at: float, generation: int = 1) -> dict[str, Any]:
+    return {"action": action, "time": to_iso(at), "generation": generation, "specHash": "", "operation": "op-1"}
+
+
+ROWS = [
+    # (name, workload, node, expected action, expected phase)
+    ("deleting, finalizer not ours", wl(deleting=True, finalizer=False, state="running"), node(), d.NONE, None),
+    ("deleting, never scheduled", wl(deleting=True, bound=False), None, d.RELEASE, None),
+    ("deleting, container already gone", wl(deleting=True, state="missing"), node(), d.RELEASE, None),
+    ("deleting, nothing ever launched", wl(deleting=True), node(), d.RELEASE, None),
+    ("deleting, container on a ready node", wl(deleting=True, state="running"), node(), d.DELETE, None),
+    ("deleting, node briefly not ready", wl(deleting=True, state="running"), node(False, NOW - 10), d.WAIT, None),
+    ("deleting, node lost for good", wl(deleting=True, state="running"), node(False, NOW - 301), d.RELEASE, None),
+    ("deleting, node object gone", wl(deleting=True, state="running"), None, d.RELEASE, None),
+    ("first sight: add finalizer", wl(finalizer=False), node(), d.ADD_FINALIZER, None),
+    ("not scheduled yet", wl(bound=False), None, d.NONE, None),
+    ("node not ready", wl(state="running"), node(False, NOW - 10), d.WAIT, None),
+    ("desired Stopped, running", wl(state="running", spec={"desiredState": "Stopped"}), node(), d.STOP, None),
+    ("desired Stopped, exited", wl(state="exited", spec={"desiredState": "Stopped"}, exitCode=0), node(), d.NONE,
+     "Stopped"),
+    ("desired Stopped, never created", wl(spec={"desiredState": "Stopped"}), node(), d.NONE, "Stopped"),
+    ("no container yet", wl(), node(), d.CREATE, None),
+    ("container gone", wl(state="missing"), node(), d.RECREATE, None),
+    ("container dead", wl(state="dead"), node(), d.RECREATE, None),
+    ("spec changed", wl(state="running", specHash="0123456789abcdef"), node(), d.RECREATE, None),
+    ("running as desired", wl(state="running"), node(), d.NONE, None),
+    ("stuck in created", wl(state="created"), node(), d.START, None),
+    ("stopped by us, wanted again", wl(state="exited", exitCode=0, lastAction=last_action("stop", NOW - 100)),
+     node(), d.START, None),
+    ("exited, restartPolicy Never", wl(state="exited", exitCode=3, spec={"restartPolicy": "Never"}), node(),
+     d.NONE, "Failed"),
+    ("succeeded, restartPolicy OnFailure", wl(state="exited", exitCode=0, spec={"restartPolicy": "OnFailure"}),
+     node(), d.NONE, "Exited"),
+    ("failed, restartPolicy OnFailure, back-off over", wl(state="exited", exitCode=1, finishedAt=to_iso(NOW - 11),
+     spec={"restartPolicy": "OnFailure"}), node(), d.RESTART, None),
+    ("crashed, in back-off", wl(state="exited", exitCode=1, finishedAt=to_iso(NOW - 5)), node(), d.WAIT,
+     "CrashLoopBackOff"),
+    ("crashed, back-off over", wl(state="exited", exitCode=1, finishedAt=to_iso(NOW - 10)), node(), d.RESTART, None),
+    ("within grace after create", wl(state="missing", lastAction=last_action("create", NOW - 5)), node(), d.WAIT,
+     None),
+    ("grace over, agent never confirmed", wl(state="missing", lastAction=last_action("create", NOW - 31)), node(),
+     d.RECREATE, None),
+    ("spec changed during grace", wl(state="running", specHash="0123456789abcdef",
+                                     lastAction=last_action("create", NOW - 5, generation=0)), node(),
+     d.RECREATE, None),
+    ("container reported on the old node", wl(state="running", nodeName="n0"), node(), d.CREATE, None),
+]
+
+
+@pytest.mark.parametrize("name, workload, node_obj, action, phase", ROWS, ids=[r[0] for r in ROWS])
+def test_decision_table(name: str, workload: Resource, node_obj: Resource | None, action: str,
+                        phase: str | None) -> None:
+    decision = d.decide(workload, node_obj, NOW, POLICY)
+    assert (decision.action, decision.phase) == (action, phase), decision.reason
+
+
+def test_node_lost_release_warns() -> None:
+    decision = d.decide(wl(deleting=True, state="running"), node(False, NOW - 301), NOW, POLICY)
+    assert decision.warning and "gone" in decision.reason
+
+
+def test_wait_in_grace_requeues_when_grace_ends() -> None:
+    decision = d.decide(wl(lastAction=last_action("create", NOW - 5)), node(), NOW, POLICY)
+    assert decision.action == d.WAIT and decision.requeue_after == pytest.approx(25)
+
+
+def test_new_crash_after_restart_is_not_held_by_grace() -> None:
+    workload = wl(state="exited", exitCode=1, consecutiveFailures=1, finishedAt=to_iso(NOW - 25),
+                  lastAction=last_action("restart", NOW - 29))
+    decision = d.decide(workload, node(), NOW, POLICY)
+    assert decision.action == d.RESTART and decision.failures == 2
+
+
+def crash_loop(clock: FakeClock, spec: dict[str, Any] | None = None, ran: float = 1.0) -> list[float]:
+    """Simulate a container that crashes after ``ran`` seconds each time; the waits the reconciler imposes."""
+    waits: list[float] = []
+    status: dict[str, Any] = {"consecutiveFailures": 0, "restarts": 0}
+    for _ in range(8):
+        started = clock.now()
+        clock.advance(ran)
+        workload = wl(state="exited", exitCode=1, startedAt=to_iso(started), finishedAt=to_iso(clock.now()),
+                      spec=spec, **status)
+        waited = 0.0
+        while (decision := d.decide(workload, node(), clock.now(), POLICY)).action == d.WAIT:
+            assert decision.phase == "CrashLoopBackOff" and decision.requeue_after is not None
+            clock.advance(decision.requeue_after)
+            waited += decision.requeue_after
+        assert decision.action == d.RESTART
+        waits.append(round(waited, 3))
+        status = {"consecutiveFailures": decision.failures, "restarts": status["restarts"] + 1}
+    return waits
+
+
+def test_backoff_doubles_from_10s_to_5min() -> None:
+    assert crash_loop(FakeClock()) == [10, 20, 40, 80, 160, 300, 300, 300]
+
+
+def test_backoff_override_per_workload() -> None:
+    assert crash_loop(FakeClock(), {"backoff": {"initialSeconds": 1, "maxSeconds": 4}}) == [1, 2, 4, 4, 4, 4, 4, 4]
+
+
+def test_backoff_resets_after_ten_minutes_running() -> None:
+    assert crash_loop(FakeClock(), ran=600) == [10] * 8
+
+
+def test_backoff_delay_helper() -> None:
+    assert [d.backoff_delay(n, 10, 300) for n in range(7)] == [10, 20, 40, 80, 160, 300, 300]

@@ -1,0 +1,180 @@
+"""The reconciler with simulated agents: lifecycle, no double launch, restart back-off, fail-over, stats."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from conftest import HollowNode, ManagerFactory, NodeFactory, eventually, workload
+
+from persys.controllers.conditions import FINALIZER
+from persys.controllers.events import events_for
+from persys.controllers.reconciler import TRIGGER_KEY
+from persys.errors import NotFound
+from persys.resources import Resource
+from persys.store import Etcd, ObjectStore
+from persys.store.keys import STATS_RECONCILER
+
+
+def launches(node: HollowNode, uid: str) -> list[str]:
+    """The operations that launched a container for ``uid`` on ``node`` (apply, start, restart)."""
+    return [op.action for op in node.agent.executor._operations.values()
+            if op.uid == uid and op.action in ("apply", "start", "restart")]
+
+
+async def get(store: ObjectStore, name: str) -> Resource:
+    return await store.get("Workload", "default", name)
+
+
+async def in_phase(store: ObjectStore, name: str, phase: str, **status: Any) -> Resource | None:
+    obj = await get(store, name)
+    ok = obj.status.get("phase") == phase and all(obj.status.get(k) == v for k, v in status.items())
+    return obj if ok else None
+
+
+async def test_lifecycle_create_stop_start_recreate_delete(store: ObjectStore, hollow_node: NodeFactory,
+                                                           controllers: ManagerFactory) -> None:
+    node = await hollow_node("n1")
+    await controllers()
+    await store.create(workload("web"))
+    obj = await eventually(lambda: in_phase(store, "web", "Running", containerState="running"), what="Running")
+    uid = obj.metadata.uid
+    assert FINALIZER in obj.metadata.finalizers and obj.spec["nodeName"] == "n1"
+    assert obj.status["lastReconcile"]["result"] == "ok"
+    assert {"type": "Ready", "status": "True"}.items() <= \
+        next(c for c in obj.status["conditions"] if c["type"] == "Ready").items()
+    assert [e.spec["reason"] for e in await events_for(store, obj, "Created")] == ["Created"]
+    assert await events_for(store, obj, "Started")
+
+    await store.modify("Workload", "default", "web", lambda o: o.spec.update(desiredState="Stopped"))
+    await eventually(lambda: in_phase(store, "web", "Stopped", containerState="exited"), what="Stopped")
+    assert (await node.runtime.get(uid)).state == "exited"
+
+    await store.modify("Workload", "default", "web", lambda o: o.spec.update(desiredState="Running"))
+    await eventually(lambda: in_phase(store, "web", "Running", containerState="running"), what="Running again")
+
+    old_container = (await node.runtime.get(uid)).containerID
+    await store.modify("Workload", "default", "web", lambda o: o.spec.update(env={"NEW": "1"}))
+
+    async def recreated() -> bool:
+        state = await node.runtime.get(uid)
+        return state.containerID != old_container and state.state == "running"
+
+    await eventually(recreated, what="recreate on spec change")
+
+    await store.delete("Workload", "default", "web")
+
+    async def gone() -> bool:
+        try:
+            await get(store, "web")
+        except NotFound:
+            return True
+        return False
+
+    await eventually(gone, what="deletion through the finalizer")
+    assert uid not in {s.uid for s in await node.runtime.list()}
+
+
+async def test_no_double_launch_when_the_agent_is_slow(store: ObjectStore, hollow_node: NodeFactory,
+                                                       controllers: ManagerFactory) -> None:
+    node = await hollow_node("slow", start_latency=2.5)
+    await controllers(grace_seconds=0.5, poll_seconds=0.2, full_pass_seconds=0.5)
+    await store.create(workload("slow-start"))
+    obj = await eventually(lambda: in_phase(store, "slow-start", "Running", containerState="running"),
+                           what="Running")
+    await asyncio.sleep(1.0)  # several full passes and grace periods after the start
+    assert launches(node, obj.metadata.uid) == ["apply"]
+    assert len(await events_for(store, obj, "Created")) == 1
+
+
+async def test_crash_loop_restarts_with_backoff(store: ObjectStore, hollow_node: NodeFactory,
+                                                controllers: ManagerFactory) -> None:
+    node = await hollow_node("crashy", exit_after=0.2)
+    await controllers(backoff_initial=0.3, backoff_max=0.6, grace_seconds=0.3)
+    await store.create(workload("crasher"))
+    seen: set[str] = set()
+
+    async def restarted_twice() -> Resource | None:
+        obj = await get(store, "crasher")
+        seen.add(str(obj.status.get("phase")))
+        return obj if int(obj.status.get("restarts") or 0) >= 2 else None
+
+    obj = await eventually(restarted_twice, what="two restarts")
+    assert "CrashLoopBackOff" in seen
+    backoff = await events_for(store, obj, "BackOff")
+    assert backoff and backoff[0].spec["type"] == "Warning" and "back-off" in backoff[0].spec["message"]
+    stopped = await events_for(store, obj, "Stopped")
+    assert any("hollow container exited with 1" in e.spec["message"] for e in stopped)  # the last log lines
+    assert launches(node, obj.metadata.uid)[0] == "apply"
+
+
+async def test_restart_policy_never_leaves_it_failed(store: ObjectStore, hollow_node: NodeFactory,
+                                                     controllers: ManagerFactory) -> None:
+    node = await hollow_node("once", exit_after=0.2)
+    await controllers()
+    await store.create(workload("oneshot", restartPolicy="Never"))
+    obj = await eventually(lambda: in_phase(store, "oneshot", "Failed", exitCode=1), what="Failed")
+    await asyncio.sleep(0.5)
+    assert launches(node, obj.metadata.uid) == ["apply"]
+
+
+async def test_failover_runs_no_action_twice(store: ObjectStore, hollow_node: NodeFactory,
+                                             controllers: ManagerFactory) -> None:
+    node = await hollow_node("shared", start_latency=0.3)
+    first = await controllers(identity="first")
+    await eventually(lambda: _true(first.is_leader), what="first leads")
+    second = await controllers(identity="second")
+    for i in range(4):
+        await store.create(workload(f"w{i}"))
+    await eventually(lambda: _all_running(store, [f"w{i}" for i in range(4)]), what="first batch running")
+    first.stop()  # the leader goes away; the standby must take over
+    await eventually(lambda: _true(second.is_leader), timeout=10, what="second leads")
+    for i in range(4, 8):
+        await store.create(workload(f"w{i}"))
+    names = [f"w{i}" for i in range(8)]
+    await eventually(lambda: _all_running(store, names), what="second batch running")
+    await asyncio.sleep(0.5)
+    for name in names:
+        obj = await get(store, name)
+        assert launches(node, obj.metadata.uid) == ["apply"], name
+
+
+async def test_stats_and_trigger(store: ObjectStore, etcd: Etcd, hollow_node: NodeFactory,
+                                 controllers: ManagerFactory) -> None:
+    await hollow_node("n1")
+    await controllers(full_pass_seconds=3600)
+    await store.create(workload("a"))
+    await eventually(lambda: in_phase(store, "a", "Running"), what="Running")
+
+    async def stats() -> dict[str, Any]:
+        kv = await etcd.get(STATS_RECONCILER)
+        return json.loads(kv.value) if kv else {}
+
+    first = await eventually(lambda: _pass_done(stats), what="first full pass")
+    await etcd.put(TRIGGER_KEY, b"now")
+
+    async def next_pass() -> dict[str, Any] | None:
+        data = await stats()
+        return data if data["lastPass"]["start"] != first["lastPass"]["start"] else None
+
+    data = await eventually(next_pass, what="triggered pass")
+    assert data["totalProcessed"] >= 2 and data["actions"]["create"] == 1 and data["errors"] == 0
+    assert 0 <= data["successRate"] <= 1 and data["needingReconciliation"] >= 1
+    assert data["lastPass"]["durationSeconds"] is not None
+
+
+async def _pass_done(stats: Any) -> dict[str, Any] | None:
+    data = await stats()
+    return data if data and data["lastPass"]["end"] else None
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def _all_running(store: ObjectStore, names: list[str]) -> bool:
+    for name in names:
+        if (await get(store, name)).status.get("containerState") != "running":
+            return False
+    return True
