@@ -185,6 +185,15 @@ class ScaleCluster:
             stop(self.processes.get(name))
         self.etcd_server.stop()
 
+    def log_tails(self, lines: int = 15) -> str:
+        """The last lines of every child's log (printed when a run did not finish)."""
+        tails = []
+        for name in self.processes:
+            path = self.tmp / f"{name}.log"
+            text = path.read_text(errors="replace").splitlines()[-lines:] if path.exists() else []
+            tails.append(f"--- {name}.log ---\n" + "\n".join(line[:300] for line in text))
+        return "\n".join(tails)
+
 
 # -- counting Running workloads through one API watch -------------------------------------------
 
@@ -277,7 +286,13 @@ async def run(workloads: int, nodes: int, timeout: float, profile: list[str]) ->
             await cluster.start()
             for name in profile:
                 profiler.add(name, cluster.processes[name].pid)
-            return await measure(cluster, workloads, timeout, profiler)
+            results = await measure(cluster, workloads, timeout, profiler)
+            if not results["all_running"]:
+                print(cluster.log_tails(), file=sys.stderr)
+            return results
+        except Exception:
+            print(cluster.log_tails(), file=sys.stderr)
+            raise
         finally:
             profiler.kill()
             cluster.stop()

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiodocker
+import yaml
 
 from persys.agentd.daemon import Agent
 from persys.agentd.launcher import Credentials, LaunchSettings, build_agents
@@ -89,6 +90,9 @@ def prepare_home(config: UpConfig) -> HomePaths:
     """PKI, HMAC secret, the local node's certificate and a config.yaml that points at this API."""
     paths = pki.init(config.home, server=config.server_url)
     pki.write_config(paths, config.server_url, force=True)
+    settings = yaml.safe_load(paths.config.read_text()) or {}
+    settings.update(dns=f"{LOCALHOST}:{config.dns_port}", zone=config.zone)  # the CLI discovers API servers
+    paths.config.write_text(yaml.safe_dump(settings, sort_keys=False))
     pki.issue(paths, f"node-{config.node_name}", "agents")
     return paths
 
@@ -112,7 +116,8 @@ class Cluster:
         config = self.config
         await self.etcd_server.start()
         self.etcd = Etcd(self.etcd_server.url)
-        self.api = ApiServer(ApiContext(self.etcd), tls_from_home(config.home),
+        secret = read_hmac_secret(self.paths.hmac_secret)
+        self.api = ApiServer(ApiContext(self.etcd, hmac_secret=secret), tls_from_home(config.home),
                              listen=(LOCALHOST, config.http_port), secure_listen=(LOCALHOST, config.api_port))
         await self.api.start()
         self.registration = await register_api_server(self.etcd, config.zone, LOCALHOST, config.api_port)
@@ -130,7 +135,8 @@ class Cluster:
         settings = LaunchSettings(
             name=config.node_name, host=LOCALHOST, port=config.agent_port, runtime="docker",
             secrets={HMAC_KEY_ID: read_hmac_secret(self.paths.hmac_secret)},
-            state_dir=self.paths.state / f"agent-{config.node_name}", server=config.server_url)
+            state_dir=self.paths.state / f"agent-{config.node_name}", server=config.server_url,
+            dns=f"{LOCALHOST}:{config.dns_port}", zone=config.zone)
         credentials = Credentials(self.paths.ca_cert, self.paths.cert(identity), self.paths.key(identity))
         return build_agents(settings, lambda _node: credentials)[0]
 

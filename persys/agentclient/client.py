@@ -16,10 +16,11 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import aiohttp
+from opentelemetry.trace import SpanKind
 from yarl import URL
 
 from persys.errors import AgentError, NotFound, PersysError, Unauthorized
-from persys.observability.tracing import inject
+from persys.observability.tracing import inject, tracer
 from persys.security.hmac import sign
 
 FINISHED = ("succeeded", "failed")
@@ -67,6 +68,12 @@ class AgentClient:
                     timeout: float | None = None) -> Any:
         path_qs = path + (f"?{urlencode(params)}" if params else "")
         data = json.dumps(body).encode() if body is not None else b""
+        with tracer("persys.agentclient").start_as_current_span(
+                f"agent.call {method}", kind=SpanKind.CLIENT,
+                attributes={"http.method": method, "url.path": path, "server.address": self.base_url}):
+            return await self._send(method, path_qs, data, timeout)
+
+    async def _send(self, method: str, path_qs: str, data: bytes, timeout: float | None) -> Any:
         try:
             async with self._http().request(
                     method, self._url(path_qs), data=data or None, headers=self._signed(method, path_qs, data),

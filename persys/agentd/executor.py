@@ -20,6 +20,7 @@ from typing import Any
 from prometheus_client import Counter, Histogram
 
 from persys.errors import NotFound, PersysError
+from persys.observability.logging import bound as log_context
 from persys.observability.logging import get_logger
 from persys.observability.tracing import tracer
 
@@ -105,8 +106,10 @@ class Executor:
             async with lock, self._semaphore:
                 op.state = "running"
                 started = time.monotonic()
-                with tracer("persys.agent").start_as_current_span(f"agent.{op.action}") as span:
+                with tracer("persys.agent").start_as_current_span(f"agent.{op.action}") as span, \
+                        log_context(node=self.node, uid=op.uid, operation=op.id):
                     span.set_attribute("persys.uid", op.uid)
+                    span.set_attribute("persys.node", self.node)
                     try:
                         await work()
                     except PersysError as e:

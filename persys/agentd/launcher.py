@@ -3,11 +3,14 @@
 Builds each node's runtime and Node registration from plain settings and runs the agents
 until SIGINT or SIGTERM. Hollow nodes are named ``<name>-0 … <name>-(N-1)`` and listen on
 consecutive ports from ``base_port``, each with its own listener and Node, like kubemark.
+Agents find the API server by DNS SRV when ``dns`` is set (default ``$PERSYS_DNS``), with
+``server`` as the fallback.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +22,7 @@ from persys.agentd.node import NodeRegistration
 from persys.agentd.runtime import Runtime
 from persys.agentd.simulated import SimulatedRuntime, SimulationConfig
 from persys.client.api import ApiClient
+from persys.client.discovery import pick_api_server
 from persys.observability.logging import get_logger
 
 log = get_logger("agent")
@@ -49,6 +53,8 @@ class LaunchSettings:
     nodes: int = 0
     parallelism: int = 8
     simulation: SimulationConfig = field(default_factory=SimulationConfig.from_env)
+    dns: str = field(default_factory=lambda: os.environ.get("PERSYS_DNS", ""))  # HOST:PORT; "": no discovery
+    zone: str = field(default_factory=lambda: os.environ.get("PERSYS_ZONE", "") or "persys.local")
 
 
 def runtime_factory(settings: LaunchSettings, state_dir: Path) -> Callable[[str, EventHub], Runtime]:
@@ -76,14 +82,25 @@ def build_agents(settings: LaunchSettings, credentials: Callable[[str], Credenti
         registration = None
         advertise = f"{settings.advertise_host or settings.host}:{port}"
         if settings.server:
-            creds = credentials(name)
-            api = ApiClient(settings.server, ca=creds.ca, cert=creds.cert, key=creds.key, timeout=10.0)
-            registration = NodeRegistration(api, name, advertise, settings.labels, settings.runtime)
+            registration = _registration(settings, name, advertise, credentials(name))
         agents.append(Agent(AgentConfig(
             name=name, host=settings.host, port=port, secrets=settings.secrets,
             runtime_factory=runtime_factory(settings, state_dir), labels=settings.labels,
             parallelism=settings.parallelism, registration=registration)))
     return agents
+
+
+def _registration(settings: LaunchSettings, name: str, advertise: str, creds: Credentials) -> NodeRegistration:
+    """The Node registration of ``name``, discovering API servers when ``settings.dns`` is set."""
+
+    def connect(url: str) -> ApiClient:
+        return ApiClient(url, ca=creds.ca, cert=creds.cert, key=creds.key, timeout=10.0)
+
+    async def discover() -> str:
+        return await pick_api_server(settings.server, settings.dns, settings.zone)
+
+    return NodeRegistration(connect(settings.server), name, advertise, settings.labels, settings.runtime,
+                            discover=discover if settings.dns else None, connect=connect)
 
 
 async def serve(agents: list[Agent]) -> None:

@@ -3,18 +3,21 @@
 The agent PUTs its Node (spec: address, labels) and then, every 10 seconds, its status
 (capacity, allocatable, Ready condition, lastHeartbeatTime, runtime). When the API cannot be
 reached it retries with back-off and changes nothing else: losing the control plane never
-stops a workload.
+stops a workload. With discovery set up (``discover`` and ``connect``), the agent picks its
+API server by DNS SRV before registering and again whenever the current one cannot be
+reached, so that it follows the API servers that are alive.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from persys.client.api import ApiClient
-from persys.errors import NotFound, PersysError
+from persys.errors import NotFound, PersysError, Unavailable
 from persys.observability.logging import get_logger
 from persys.resources import NODE, ObjectMeta, Resource
 from persys.resources.model import now_iso
@@ -39,11 +42,19 @@ def host_capacity() -> dict[str, str]:
 
 
 class NodeRegistration:
-    """Registers one Node and keeps its heartbeat going until cancelled."""
+    """Registers one Node and keeps its heartbeat going until cancelled.
+
+    ``discover()`` names the API server to use (see ``persys.client.discovery.pick_api_server``)
+    and ``connect(url)`` makes a client for it; without them ``api`` is used throughout.
+    """
 
     def __init__(self, api: ApiClient, name: str, address: str, labels: dict[str, str], runtime: str,
-                 *, interval: float = HEARTBEAT_SECONDS, capacity: dict[str, str] | None = None) -> None:
+                 *, interval: float = HEARTBEAT_SECONDS, capacity: dict[str, str] | None = None,
+                 discover: Callable[[], Awaitable[str]] | None = None,
+                 connect: Callable[[str], ApiClient] | None = None) -> None:
         self.api = api
+        self.discover = discover
+        self.connect = connect
         self.name = name
         self.address = address
         self.labels = dict(labels)
@@ -52,6 +63,22 @@ class NodeRegistration:
         self.capacity = capacity or host_capacity()
         self.ready_since = now_iso()
         self.heartbeats = 0
+
+    async def choose_server(self) -> None:
+        """Switch ``api`` to the server discovery picks now (no-op without discovery)."""
+        if self.discover is None or self.connect is None:
+            return
+        try:
+            url = (await self.discover()).rstrip("/")
+        except Exception as e:  # discovery is a convenience: never let it stop the heartbeats
+            log.warning("API server discovery failed; keeping the current server", node=self.name,
+                        server=self.api.server, error=f"{type(e).__name__}: {e}")
+            return
+        if url == self.api.server:
+            return
+        old, self.api = self.api, self.connect(url)
+        await old.close()
+        log.info("using API server", node=self.name, server=url)
 
     async def register(self) -> None:
         """Create or update the Node's spec, keeping fields an admin set (unschedulable)."""
@@ -83,6 +110,7 @@ class NodeRegistration:
         while True:
             try:
                 if not registered:
+                    await self.choose_server()
                     await self.register()
                     registered = True
                     log.info("node registered", node=self.name, address=self.address)
@@ -94,6 +122,8 @@ class NodeRegistration:
                             retry_in=backoff)
                 registered = registered and not isinstance(e, NotFound)
                 await asyncio.sleep(backoff)
+                if isinstance(e, Unavailable):
+                    await self.choose_server()
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
 
     async def close(self) -> None:

@@ -22,7 +22,7 @@ from persys.agentd.executor import Executor
 from persys.agentd.runtime import Runtime, WorkloadSpec
 from persys.errors import HTTP_CODES, BadRequest, Conflict, NotFound, PersysError
 from persys.observability import metrics
-from persys.observability.logging import get_logger
+from persys.observability.logging import bound, get_logger
 from persys.observability.tracing import extract, tracer
 from persys.resources.model import now_iso
 from persys.security.hmac import Verifier
@@ -44,14 +44,15 @@ def error_response(error: PersysError) -> web.Response:
     return web.json_response(body, status=code)
 
 
-def make_middleware(verifier: Verifier) -> Any:
+def make_middleware(verifier: Verifier, node: str = "") -> Any:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         token = otel_context.attach(extract(request.headers))
         try:
             route = request.match_info.route.resource
             name = route.canonical if route is not None else request.path
-            with tracer("persys.agent").start_as_current_span(f"agent {request.method} {name}"):
+            with tracer("persys.agent").start_as_current_span(f"agent {request.method} {name}"), \
+                    bound(node=node, uid=request.match_info.get("uid")):
                 if request.path not in UNSIGNED:
                     body = await request.read()
                     verifier.verify(request.method, request.raw_path, body, request.headers.get("Authorization"))
@@ -206,6 +207,6 @@ def _number(text: str, name: str) -> float:
 
 
 def make_app(node: str, runtime: Runtime, executor: Executor, hub: EventHub, verifier: Verifier) -> web.Application:
-    app = web.Application(middlewares=[make_middleware(verifier)], client_max_size=MAX_BODY)
+    app = web.Application(middlewares=[make_middleware(verifier, node)], client_max_size=MAX_BODY)
     app.add_routes(AgentApi(node, runtime, executor, hub).routes())
     return app

@@ -63,9 +63,12 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
             code = response.status
             return response
         finally:
+            elapsed = time.perf_counter() - started
             span.set_attribute("http.status_code", code)
             REQUESTS.labels(route, request.method, str(code)).inc()
-            DURATION.labels(route, request.method).observe(time.perf_counter() - started)
+            DURATION.labels(route, request.method).observe(elapsed)
+            log.debug("request", method=request.method, route=route, code=code, secure=request.secure,
+                      seconds=round(elapsed, 6))
 
 
 def status_response(error: PersysError) -> web.Response:

@@ -19,6 +19,7 @@ from persys.api.watch import watch_stream
 from persys.errors import BadRequest, Cause, Conflict, Invalid, NotFound, TooLarge
 from persys.resources import Kind, Resource, Selector, now_iso
 from persys.store import ObjectStore
+from persys.store.objects import replaced
 
 _RETRIES = 5  # optimistic writes without a resourceVersion retry on concurrent changes
 MERGE_PATCH = "application/merge-patch+json"
@@ -162,18 +163,6 @@ def _as_created(obj: Resource) -> Resource:
     return obj
 
 
-def _replaced(current: Resource, obj: Resource) -> Resource:
-    """What ``ObjectStore.replace`` would store, for dry runs."""
-    updated = current.copy()
-    updated.spec = obj.spec
-    updated.metadata.labels = dict(obj.metadata.labels)
-    updated.metadata.annotations = dict(obj.metadata.annotations)
-    updated.metadata.finalizers = list(obj.metadata.finalizers)
-    if updated.spec != current.spec:
-        updated.metadata.generation += 1
-    return updated
-
-
 @allow(*ANY_ROLE)
 async def apply(request: web.Request) -> web.Response:
     """Create or update (the verb behind ``persys apply``); X-Persys-Apply says what happened."""
@@ -207,7 +196,7 @@ async def _apply_once(store: ObjectStore, obj: Resource, dry: bool) -> tuple[Res
         except Conflict:
             return None  # created concurrently: update it instead
     if dry:
-        updated = _replaced(current, obj)
+        updated = replaced(store.registry.get(obj.kind), current, obj)
         return updated, "unchanged" if updated.to_dict() == current.to_dict() else "configured"
     attempt = obj.copy()
     attempt.metadata.resourceVersion = wanted or current.metadata.resourceVersion
@@ -288,7 +277,7 @@ async def patch(request: web.Request) -> web.Response:
         place(where, merged)
         obj = parse(where.kind, merged)
         if dry_run(request):
-            return respond(where.kind, _replaced(current, obj))
+            return respond(where.kind, replaced(where.kind, current, obj))
         try:
             return respond(where.kind, await store.replace(obj))
         except Conflict:
@@ -308,5 +297,11 @@ async def delete(request: web.Request) -> web.Response:
     wanted = request.query.get("resourceVersion", "")
     if wanted and not wanted.isdigit():
         raise BadRequest(f"resourceVersion must be a number, not {wanted!r}")
-    return respond(where.kind, await store.delete(where.kind.kind, where.namespace, where.name,
-                                                  resource_version=wanted))
+    for _ in range(_RETRIES):
+        try:
+            return respond(where.kind, await store.delete(where.kind.kind, where.namespace, where.name,
+                                                          resource_version=wanted))
+        except Conflict:
+            if wanted:
+                raise  # the caller asked for that version: a concurrent write is theirs to see
+    raise Conflict(f'{where.kind.singular} "{where.name}" kept changing; retry')

@@ -103,7 +103,7 @@ class ApiServer:
 
 
 async def serve(etcd_urls: str, home: Path, listen: str, secure_listen: str, *,
-                bookmark_interval: float = 5.0) -> None:
+                bookmark_interval: float = 5.0, zone: str = "", advertise: str = "") -> None:
     """Run the API until SIGINT or SIGTERM (``persys server``)."""
     etcd = Etcd(etcd_urls)
     secret = HomePaths(home).hmac_secret
@@ -116,8 +116,16 @@ async def serve(etcd_urls: str, home: Path, listen: str, secure_listen: str, *,
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await server.start()
+    registration = None
     try:
+        if zone:  # DNS discovery: SRV _persys-api._tcp.<zone> on an etcd lease, withdrawn on the way out
+            from persys.dns.registration import register_api_server
+
+            host = advertise or server.secure_listen[0]
+            registration = await register_api_server(etcd, zone, host, server.secure_port)
         await stop.wait()
     finally:
+        if registration is not None:
+            await registration.close()
         await server.stop()
         await etcd.close()

@@ -56,6 +56,8 @@ def node_credentials(paths: HomePaths, node: str, cert: Path | None, key: Path |
 @option("--advertise", default="", help="Host the control plane should call (default: the listen host).")
 @option("--server", default="https://127.0.0.1:7443", show_default=True,
         help="API server URL for Node registration and heartbeats ('' to run without).")
+@option("--dns", default="", help="DNS server HOST:PORT to discover API servers from ('' to use --server only).")
+@option("--zone", default="persys.local", show_default=True, help="Cluster DNS zone (SRV _persys-api._tcp.<zone>).")
 @option("--runtime", type=click.Choice(["docker", "simulated"]), default="docker", show_default=True)
 @option("--label", "labels", multiple=True, help="Node label KEY=VALUE (repeatable).")
 @option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -71,7 +73,7 @@ def node_credentials(paths: HomePaths, node: str, cert: Path | None, key: Path |
 @option("--sim-start-latency", type=float, default=None, help="Simulated runtime: seconds to start a container.")
 @option("--sim-exit-after", type=float, default=None, help="Simulated runtime: containers exit after seconds.")
 @click.pass_obj
-def agent(state: CliState, name: str, listen: str, advertise: str, server: str, runtime: str,
+def agent(state: CliState, name: str, listen: str, advertise: str, server: str, dns: str, zone: str, runtime: str,
           labels: tuple[str, ...], state_dir: Path | None, cert: Path | None, key: Path | None, ca: Path | None,
           hmac_secret: Path | None, parallelism: int, nodes: int, base_port: int | None,
           sim_start_latency: float | None, sim_exit_after: float | None) -> None:
@@ -95,7 +97,7 @@ def agent(state: CliState, name: str, listen: str, advertise: str, server: str, 
         name=name, host=host, port=base_port if base_port is not None and nodes else port, runtime=runtime,
         secrets={HMAC_KEY_ID: read_hmac_secret(secret_file)},
         state_dir=state_dir or paths.state / f"agent-{name}", server=server, labels=_labels(labels),
-        advertise_host=advertise, nodes=nodes, parallelism=parallelism, simulation=simulation)
+        advertise_host=advertise, nodes=nodes, parallelism=parallelism, simulation=simulation, dns=dns, zone=zone)
 
     def credentials(node: str) -> Credentials:
         c, k, a = node_credentials(paths, node, cert if not nodes else None, key if not nodes else None, ca)

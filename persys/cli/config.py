@@ -1,7 +1,9 @@
 """The CLI's config file (``$PERSYS_HOME/config.yaml``, written by ``persys pki init`` and ``persys up``).
 
 It names the API server and the admin client certificate, so that ``persys get workloads``
-works with no flags, the way a kubeconfig does.
+works with no flags, the way a kubeconfig does. It may also name the cluster DNS server and
+zone (``dns: 127.0.0.1:5353``, ``zone: persys.local``): the CLI then discovers the live API
+servers by SRV ``_persys-api._tcp.<zone>`` and keeps ``server`` as the fallback.
 """
 
 from __future__ import annotations
@@ -14,15 +16,19 @@ import yaml
 from persys.errors import BadRequest
 from persys.security.paths import HomePaths
 
+DEFAULT_ZONE = "persys.local"
+
 
 @dataclass(frozen=True)
 class ClientConfig:
-    """Where the API is and which certificate to present."""
+    """Where the API is, which certificate to present, and where to discover API servers."""
 
     server: str
     ca: Path | None
     cert: Path | None
     key: Path | None
+    dns: str | None = None  # HOST:PORT of the cluster DNS server; None: no discovery
+    zone: str = DEFAULT_ZONE
 
 
 def _path(value: object, base: Path) -> Path | None:
@@ -32,8 +38,9 @@ def _path(value: object, base: Path) -> Path | None:
     return path if path.is_absolute() else base / path
 
 
-def load(home: Path, config_file: Path | None = None, server: str | None = None) -> ClientConfig:
-    """The config of ``config_file`` (default ``home/config.yaml``), ``server`` overriding its URL.
+def load(home: Path, config_file: Path | None = None, server: str | None = None,
+         dns: str | None = None) -> ClientConfig:
+    """The config of ``config_file`` (default ``home/config.yaml``), ``server`` and ``dns`` overriding it.
 
     Without a config file the home's PKI (CA, admin certificate) is used when it exists.
     """
@@ -51,11 +58,13 @@ def load(home: Path, config_file: Path | None = None, server: str | None = None)
             raise BadRequest(f"{file}: no server URL; add `server:` or pass --server")
         base = file.parent
         return ClientConfig(url, _path(data.get("ca"), base), _path(data.get("cert"), base),
-                            _path(data.get("key"), base))
+                            _path(data.get("key"), base), dns=dns or str(data.get("dns") or "") or None,
+                            zone=str(data.get("zone") or DEFAULT_ZONE))
     if config_file is not None:
         raise BadRequest(f"{config_file}: no such config file")
     if not server:
         raise BadRequest(f"no config at {file}: run `persys pki init` or `persys up`, or pass --server")
     admin = paths.cert("admin").exists()
     return ClientConfig(server, paths.ca_cert if paths.ca_cert.exists() else None,
-                        paths.cert("admin") if admin else None, paths.key("admin") if admin else None)
+                        paths.cert("admin") if admin else None, paths.key("admin") if admin else None,
+                        dns=dns or None)

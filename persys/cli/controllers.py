@@ -17,21 +17,25 @@ from persys.observability import tracing
 @option("--etcd", default="http://127.0.0.1:2379", show_default=True, help="etcd endpoints, comma-separated.")
 @option("--listen", default="127.0.0.1:7072", show_default=True, help="Metrics and health listener.")
 @option("--identity", default=None, help="Leader-election identity (default: host-pid).")
+@option("--zone", default="persys.local", show_default=True, help="DNS zone of the dns-registrar.")
 @option("--settings", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
         help="YAML file of controller settings (grace_seconds, full_pass_seconds, lease_ttl, …).")
 @click.pass_obj
-def controllers(state: CliState, etcd: str, listen: str, identity: str | None, settings: Path | None) -> None:
+def controllers(state: CliState, etcd: str, listen: str, identity: str | None, zone: str,
+                settings: Path | None) -> None:
     """Run the controllers; the agents' HMAC secret comes from $PERSYS_HOME/pki (persys pki init)."""
     import yaml
 
     from persys.controllers import ControllersConfig, build_manager
+    from persys.controllers.dnsregistrar import dns_registrar
 
     plog.configure()
     tracing.setup("persys-controllers")
     config = ControllersConfig.from_dict(yaml.safe_load(settings.read_text()) or {}) if settings else None
 
     async def main() -> None:
-        manager = build_manager(etcd, home=state.home, listen=listen, config=config, identity=identity)
+        manager = build_manager(etcd, home=state.home, listen=listen, config=config, identity=identity,
+                                extra=[dns_registrar(zone)])
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, manager.stop)

@@ -15,8 +15,9 @@ from persys.observability import logging as plog
 @option("--etcd", default="http://127.0.0.1:2379", show_default=True, help="etcd endpoints, comma-separated.")
 @option("--listen", default="127.0.0.1:5353", show_default=True, help="UDP and TCP address HOST:PORT.")
 @option("--zone", default="persys.local", show_default=True, help="The zone answered; everything else is REFUSED.")
+@option("--metrics-listen", default="", help="HOST:PORT serving /metrics (persys_dns_queries_total); '' for none.")
 @click.pass_obj
-def dns(state: CliState, etcd: str, listen: str, zone: str) -> None:
+def dns(state: CliState, etcd: str, listen: str, zone: str, metrics_listen: str) -> None:
     """Serve A, SRV and SOA records of the cluster zone over UDP and TCP."""
     from persys.dns.server import DnsServer, parse_listen
     from persys.store.etcd import Etcd
@@ -33,7 +34,8 @@ def dns(state: CliState, etcd: str, listen: str, zone: str) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         client = Etcd(etcd)
-        server = DnsServer(client, zone, host, port)
+        server = DnsServer(client, zone, host, port,
+                           metrics_listen=parse_listen(metrics_listen) if metrics_listen else None)
         try:
             await server.start(ready_timeout=None)
             await stop.wait()

@@ -18,11 +18,16 @@ from persys.observability import tracing
 @option("--secure-listen", default="127.0.0.1:7443", show_default=True, help="mTLS listener (everything).")
 @option("--bookmark-interval", type=float, default=5.0, show_default=True,
         help="Seconds of watch silence before a BOOKMARK line.")
+@option("--zone", default="persys.local", show_default=True,
+        help="Register as SRV _persys-api._tcp.<zone> for discovery ('' to not register).")
+@option("--advertise", default="", help="Host registered in DNS (default: the --secure-listen host).")
 @click.pass_obj
-def server(state: CliState, etcd: str, listen: str, secure_listen: str, bookmark_interval: float) -> None:
+def server(state: CliState, etcd: str, listen: str, secure_listen: str, bookmark_interval: float, zone: str,
+           advertise: str) -> None:
     """Run the API server; certificates come from $PERSYS_HOME/pki (persys pki init)."""
     from persys.api.server import serve
 
     plog.configure()
     tracing.setup("persys-api")
-    asyncio.run(serve(etcd, state.home, listen, secure_listen, bookmark_interval=bookmark_interval))
+    asyncio.run(serve(etcd, state.home, listen, secure_listen, bookmark_interval=bookmark_interval, zone=zone,
+                      advertise=advertise))

@@ -1,7 +1,9 @@
 """What client commands share: option naming (``PERSYS_<FLAG>``), the API session, error output.
 
 ``call`` opens one trace span per command and sends its ``traceparent`` with every request,
-so a CLI command and the API work it causes form one trace.
+so a CLI command and the API work it causes form one trace. When a DNS server is known
+(``--dns``, ``PERSYS_DNS`` or ``dns:`` in config.yaml) and no ``--server`` was given, it finds the
+live API servers by SRV and tries them in order, the configured server last.
 """
 
 from __future__ import annotations
@@ -14,10 +16,16 @@ from typing import Any, TypeVar
 
 import click
 
-from persys.cli.config import load
+from persys.cli.config import ClientConfig, load
 from persys.client import ApiClient
+from persys.client.discovery import pick_api_server
 from persys.errors import PersysError
+from persys.observability import logging as plog
 from persys.observability import tracing
+
+DNS_META = "persys.dns"  # where --dns leaves its value in ctx.meta (commands need no parameter for it)
+
+log = plog.get_logger("cli")
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -39,8 +47,16 @@ def option(*decls: str, **kwargs: Any) -> Callable[[F], F]:
     return click.option(*decls, **kwargs)
 
 
+def _remember_dns(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value:
+        ctx.meta[DNS_META] = value
+    return value
+
+
 def client_options(f: F) -> F:
-    """``--server`` and ``--config``: override the server URL and the file of ``config.yaml``."""
+    """``--server``, ``--config`` and ``--dns``: override the server URL, the config file, the DNS server."""
+    f = option("--dns", default=None, expose_value=False, callback=_remember_dns,
+               help="DNS server HOST:PORT to discover API servers from (overrides config.yaml).")(f)
     f = option("--server", default=None, help="API server URL (overrides config.yaml).")(f)
     return option("--config", "config_file", default=None, type=click.Path(dir_okay=False, path_type=Path),
                   help="CLI config file (default $PERSYS_HOME/config.yaml).")(f)
@@ -57,18 +73,33 @@ def report(error: PersysError) -> None:
         click.echo(f"  {cause.field or '<object>'}: {cause.message}", err=True)
 
 
+async def api_server(settings: ClientConfig, explicit: bool) -> str:
+    """The URL to talk to: ``settings.server`` when given explicitly or when no DNS server is known,
+    else the first discovered API server that accepts connections (``settings.server`` as the fallback)."""
+    if explicit or not settings.dns:
+        log.debug("discovery.skipped", server=settings.server,
+                  reason="--server given" if explicit else "no DNS server configured")
+        return settings.server
+    url = await pick_api_server(settings.server, settings.dns, settings.zone)
+    log.debug("discovery.using", server=url, dns=settings.dns, zone=settings.zone,
+              discovered=url != settings.server)
+    return url
+
+
 def call(ctx: click.Context, fn: Callable[[ApiClient], Awaitable[T]], *, server: str | None,
          config_file: Path | None) -> T:
     """Run ``fn`` with an API client built from the config, inside the command's trace span."""
+    plog.configure(default="warning")
     state = ctx.find_object(CliState)
     home = state.home if state else Path.home() / ".persys"
-    settings = load(home, config_file, server)
+    settings = load(home, config_file, server, dns=ctx.meta.get(DNS_META))
     command = ctx.command_path.removeprefix(ctx.find_root().info_name or "").strip() or "persys"
     with tracing.tracer("persys.cli").start_as_current_span(f"persys {command}"):
         headers = dict(tracing.inject({}))
 
         async def run() -> T:
-            async with ApiClient(settings.server, ca=settings.ca, cert=settings.cert, key=settings.key,
+            url = await api_server(settings, explicit=server is not None)
+            async with ApiClient(url, ca=settings.ca, cert=settings.cert, key=settings.key,
                                  headers=headers) as client:
                 return await fn(client)
 

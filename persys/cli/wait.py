@@ -87,6 +87,8 @@ async def wait(client: ApiClient, keys: Sequence[ObjectKey], timeout: float, con
             for obj in items:
                 update(obj)
             live.update(_view(rows, outcomes))
+            if settled():
+                return
             try:
                 async for item in client.watch("Workload", None, resource_version=version):
                     if item.object is not None and item.type != "DELETED":

@@ -33,8 +33,10 @@ Probe = Callable[[str], Awaitable[bool]]
 
 
 def _split(address: str) -> tuple[str, int]:
-    host, _, port = address.rpartition(":")
-    return (host.strip("[]") or "127.0.0.1"), int(port or 53)
+    host, _, port = address.rpartition(":") if ":" in address else (address, "", "53")
+    if not port.isdigit():
+        raise Unavailable(f"DNS server address {address!r} is not HOST:PORT")
+    return (host.strip("[]") or "127.0.0.1"), int(port)
 
 
 async def _query(dns_server: str, name: str, rdtype: dns.rdatatype.RdataType, timeout: float) -> dns.message.Message:

@@ -50,8 +50,11 @@ class Decision:
 
 
 def backoff_delay(failures: int, initial: float, maximum: float) -> float:
-    """10 s, 20 s, 40 s, … capped: the wait before restart number ``failures + 1`` of a crash loop."""
-    return float(min(initial * 2 ** max(failures, 0), maximum))
+    """The wait before restart number ``failures + 1``: none for the first (a one-off crash heals at
+    once, as the kubelet does), then 10 s, 20 s, 40 s, … capped for a crash loop."""
+    if failures <= 0:
+        return 0.0
+    return float(min(initial * 2 ** (failures - 1), maximum))
 
 
 def _backoff_bounds(spec: dict[str, Any], policy: Policy) -> tuple[float, float]:

@@ -42,9 +42,13 @@ def build_manager(etcd_endpoints: str | Sequence[str], *, home: Path | None = No
     """A manager running ``controllers`` against the etcd at ``etcd_endpoints``.
 
     The agents' HMAC secret is ``hmac_secret`` or read from ``$PERSYS_HOME/pki/agent-hmac.secret``
-    (key id ``default``). ``extra`` callables add more controllers (e.g. the DNS registrar) to the
-    manager before it runs. The manager owns its etcd connection and agent clients and closes them.
+    (key id ``default``). ``controllers`` picks which of these run (all by default); ``extra``
+    callables add more to the manager before it runs (``dns_registrar(zone)``, your own).
+    The manager owns its etcd connection and agent clients and closes them.
     """
+    unknown = set(controllers) - set(ALL_CONTROLLERS)
+    if unknown:
+        raise ValueError(f"unknown controllers: {', '.join(sorted(unknown))}; known: {', '.join(ALL_CONTROLLERS)}")
     config = config or ControllersConfig()
     if hmac_secret is None:
         hmac_secret = read_hmac_secret(HomePaths(home or default_home()).hmac_secret)
@@ -54,9 +58,6 @@ def build_manager(etcd_endpoints: str | Sequence[str], *, home: Path | None = No
                       stall_seconds=config.watch_stall_seconds, owns_etcd=True)
     agents = AgentPool(HMAC_KEY_ID, hmac_secret, timeout=config.agent_timeout)
     manager.on_close(agents.close)
-    unknown = set(controllers) - set(ALL_CONTROLLERS)
-    if unknown:
-        raise ValueError(f"unknown controllers: {', '.join(sorted(unknown))}; known: {', '.join(ALL_CONTROLLERS)}")
     if "scheduler" in controllers:
         manager.add(Scheduler(retry_seconds=config.schedule_retry_seconds))
     if "reconciler" in controllers:

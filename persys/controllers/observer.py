@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from persys.agentclient import AgentClient
 from persys.controllers.conditions import BY_NODE, BY_UID, node_ready, set_condition
 from persys.controllers.events import NORMAL, STARTED, STOPPED, WARNING
-from persys.errors import AgentError, NotFound, PersysError, StoreUnavailable
+from persys.errors import AgentError, NotFound, NotLeader, PersysError, StoreUnavailable
 from persys.resources.kinds import WORKLOAD
 from persys.resources.model import Resource
 from persys.runtime.clock import to_iso
@@ -97,6 +97,10 @@ class AgentObserver:
             except (AgentError, StoreUnavailable) as e:
                 self.monitor.log.info("agent event stream broke; reconnecting", node=node, error=str(e),
                                       retry_in=delay)
+            except NotLeader:
+                raise
+            except Exception:  # one bad report must not blind the monitor to a whole node
+                self.monitor.log.exception("agent event handling failed; reconnecting", node=node)
             await asyncio.sleep(delay)
             delay = min(delay * 2, config.stream_backoff_max)
 
@@ -106,6 +110,10 @@ class AgentObserver:
                 await self.sync(node)
             except (AgentError, StoreUnavailable) as e:
                 self.monitor.log.info("agent poll failed", node=node, error=str(e))
+            except NotLeader:
+                raise
+            except Exception:
+                self.monitor.log.exception("agent poll handling failed", node=node)
             await asyncio.sleep(self.monitor.config.poll_seconds)
 
     async def sync(self, node: str) -> None:

@@ -19,8 +19,9 @@ from persys.controllers.agents import AgentPool
 from persys.controllers.conditions import BY_NODE, FINALIZER, node_ready, workload_node
 from persys.controllers.config import ControllersConfig
 from persys.controllers.events import BACKOFF, CREATED, KILLING, NORMAL, RESTARTED, WARNING, EventRecorder
+from persys.controllers.observer import observed_fields
 from persys.controllers.stats import ReconcileStats, load_stats, save_stats
-from persys.errors import Gone, NotFound, StoreUnavailable
+from persys.errors import Gone, NotFound, NotLeader, PersysError, StoreUnavailable
 from persys.resources.hashing import spec_hash
 from persys.resources.kinds import NODE, SECRET, WORKLOAD
 from persys.resources.model import ObjectKey, Resource
@@ -132,13 +133,39 @@ class Reconciler(Controller):
             return Result()
         assert node is not None
         agent = self.agents.client(node)
-        if action in d.LAUNCHES and await self._operation_pending(workload, agent):
-            return Result(requeue_after=self.policy.grace)
+        if action in d.LAUNCHES:
+            if await self._operation_pending(workload, agent):
+                self._restart_grace(workload)
+                return Result(requeue_after=self.policy.grace)
+            if await self._agent_disagrees(workload, node, decision, agent):
+                return Result(requeue_after=min(self.policy.grace, 1.0))
         if action == d.DELETE:
             await self._delete(workload, agent, decision)
             return Result()
         await self._act(workload, agent, decision)
         return Result(requeue_after=self.policy.grace)
+
+    async def _agent_disagrees(self, workload: Resource, node: Resource, decision: d.Decision,
+                               agent: AgentClient) -> bool:
+        """Before launching, ask the agent itself: the monitor's report may still be on its way."""
+        try:
+            actual = await agent.get(workload.metadata.uid)
+        except NotFound:
+            actual = {"uid": workload.metadata.uid, "state": "missing"}
+        view = workload.copy()
+        view.status.update(observed_fields(actual, node.metadata.name))
+        fresh = d.decide(view, node, self.clock.now(), self.policy)
+        if _family(fresh.action) == _family(decision.action):
+            return False
+        self.log.info("agent state is ahead of the cache; not acting", workload=str(workload.key),
+                      action=decision.action, agent_state=actual.get("state"))
+        return True
+
+    def _restart_grace(self, workload: Resource) -> None:
+        """The agent is still busy: the grace period for its report starts again from now."""
+        last = dict(workload.status.get("lastAction") or {})
+        last["time"] = to_iso(self.clock.now())
+        self._last_actions[workload.key] = (workload.metadata.uid, last)
 
     async def _operation_pending(self, workload: Resource, agent: AgentClient) -> bool:
         """The agent is still carrying out our last launch: never send a second one meanwhile."""
@@ -271,7 +298,9 @@ class Reconciler(Controller):
                     self.full_pass()
             except (StoreUnavailable, Gone) as e:
                 self.log.warning("trigger watch broke; retrying", error=str(e))
-                await asyncio.sleep(1.0)
+            except Exception:
+                self.log.exception("trigger watch failed; retrying")
+            await asyncio.sleep(1.0)
 
     async def _persist_stats(self) -> None:
         etcd = self.store.etcd
@@ -289,8 +318,10 @@ class Reconciler(Controller):
             if self.stats.dirty:
                 try:
                     await save_stats(etcd, self.stats, self.fence)
-                except StoreUnavailable as e:
-                    self.log.warning("could not save statistics", error=str(e))
+                except NotLeader:
+                    raise
+                except PersysError as e:
+                    self.log.warning("could not save statistics", error=e.message)
 
 
 def _add_finalizer(obj: Resource) -> None:
@@ -304,3 +335,8 @@ def _remove_finalizer(obj: Resource) -> None:
 
 def _mark_missing(obj: Resource) -> None:
     obj.status["containerState"] = "missing"
+
+
+def _family(action: str) -> str:
+    """Create and recreate are the same request to the agent (an apply)."""
+    return "apply" if action in (d.CREATE, d.RECREATE) else action

@@ -35,12 +35,14 @@ def _stderr_logger(*args: Any) -> structlog.PrintLogger:
     return structlog.PrintLogger(sys.stderr)
 
 
-class _StderrHandler(logging.Handler):
-    """Standard-library records (aiohttp, asyncio) to the current ``sys.stderr``."""
+class _StructlogHandler(logging.Handler):
+    """Standard-library records (aiohttp, asyncio) rendered by structlog too: one format per process."""
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            sys.stderr.write(self.format(record) + "\n")
+            logger = structlog.get_logger(component=record.name)
+            extra: dict[str, Any] = {"exc_info": record.exc_info} if record.exc_info else {}
+            logger.log(record.levelno, record.getMessage(), **extra)
         except Exception:
             self.handleError(record)
 
@@ -69,10 +71,8 @@ def configure(level: str | None = None, *, json_output: bool | None = None, defa
         cache_logger_on_first_use=False,
     )
     root = logging.getLogger()
-    if not any(isinstance(h, _StderrHandler) for h in root.handlers):
-        handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-        root.addHandler(handler)
+    if not any(isinstance(h, _StructlogHandler) for h in root.handlers):
+        root.addHandler(_StructlogHandler())
     root.setLevel(max(numeric, logging.WARNING))
 
 
@@ -83,6 +83,9 @@ def get_logger(component: str) -> Any:
 
 @contextmanager
 def bound(**context: Any) -> Iterator[None]:
-    """Bind ``context`` (request_id, key, node, …) to every line logged inside the block, in this task."""
-    with structlog.contextvars.bound_contextvars(**context):
+    """Bind ``context`` (request_id, key, node, …) to every line logged inside the block, in this task.
+
+    Tasks created inside the block inherit it (asyncio copies context variables); None values are skipped.
+    """
+    with structlog.contextvars.bound_contextvars(**{k: v for k, v in context.items() if v is not None}):
         yield

@@ -133,6 +133,7 @@ def _node_status(obj: Resource) -> str:
 WORKLOAD = Kind(
     kind="Workload", plural="workloads", namespaced=True, short_names=("wl",),
     spec_schema=WORKLOAD_SPEC, status_schema=WORKLOAD_STATUS, cross_checks=(_workload_checks,),
+    server_fields=("nodeName",),
     columns=(
         ("NAME", lambda o: o.metadata.name),
         ("PHASE", lambda o: str(o.status.get("phase", "Pending"))),

@@ -40,6 +40,7 @@ class Kind:
     lease_ttl: int | None = None  # objects stored on an etcd lease expire (Events)
     sensitive: bool = False  # never printed unless asked for explicitly (Secrets)
     status_subresource: bool = True
+    server_fields: tuple[str, ...] = ()  # spec fields controllers set (nodeName): kept when a write leaves them empty
 
     @property
     def singular(self) -> str:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import Counter, Histogram
 
 from persys.errors import NotLeader, TerminalError
-from persys.observability.logging import get_logger
+from persys.observability.logging import bound, get_logger
 from persys.observability.tracing import tracer
 from persys.resources.model import ObjectKey, Resource
 from persys.runtime.clock import Clock, SystemClock
@@ -154,7 +154,7 @@ class Controller:
         """One reconcile with metrics, a span, and the retry policy."""
         with tracer("persys.controllers").start_as_current_span(
                 f"{self.name}.reconcile", attributes={"persys.key": str(key)}) as span, \
-                RECONCILE_DURATION.labels(self.name).time():
+                bound(controller=self.name, key=str(key)), RECONCILE_DURATION.labels(self.name).time():
             try:
                 result = await self.reconcile(key)
             except TerminalError as e:

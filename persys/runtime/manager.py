@@ -100,9 +100,12 @@ class Manager:
                 tasks = [group.create_task(informer.run(), name=f"informer-{informer.kind}")
                          for informer in self.informers()]
                 tasks.append(group.create_task(self._lead(), name="leader"))
-                await self._stop.wait()
-                for task in tasks:
-                    task.cancel()
+                try:
+                    await self._stop.wait()
+                finally:
+                    self._stop.set()  # however we got here (stop() or cancellation), the leader loop must end
+                    for task in tasks:
+                        task.cancel()
         finally:
             await asyncio.shield(self._shutdown(runner))
 
@@ -132,11 +135,15 @@ class Manager:
                     group.create_task(self._hold(), name="leader-keepalive")
             except* (_LostLeadership, NotLeader):
                 deposed = True
+            except* Exception as group:  # a controller bug: step down and campaign again, never die
+                log.exception("controller crashed; stepping down", component=self.elector.component,
+                          errors=[f"{type(e).__name__}: {e}" for e in group.exceptions])
+                deposed = True
+                await asyncio.sleep(1.0)
             finally:
                 self.leading.clear()
                 await self.elector.resign()
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
+            if self._stop.is_set():
                 raise asyncio.CancelledError()  # shutting down: a NotLeader on the way out must not hide it
             if deposed:
                 log.warning("stepped down; controllers stopped", component=self.elector.component)

@@ -233,7 +233,7 @@ class Etcd:
                 yield RawEvent(kind, event.kv.key.decode(), value, event.kv.mod_revision, event.kv.version)
         finally:
             with contextlib.suppress(Exception):
-                await asyncio.shield(watch.cancel())
+                await asyncio.shield(asyncio.wait_for(watch.cancel(), self.timeout))
 
 
 def _compare(client: aetcd.Client, compare: Compare) -> Any:

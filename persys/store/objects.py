@@ -138,13 +138,7 @@ class ObjectStore:
             raise Conflict(f'{kind.singular} "{obj.metadata.name}" was modified (resourceVersion '
                            f"{obj.metadata.resourceVersion} is stale, now {current.metadata.resourceVersion}); "
                            "get it again and retry")
-        updated = current.copy()
-        updated.spec = obj.spec
-        updated.metadata.labels = dict(obj.metadata.labels)
-        updated.metadata.annotations = dict(obj.metadata.annotations)
-        updated.metadata.finalizers = list(obj.metadata.finalizers)
-        if updated.spec != current.spec:
-            updated.metadata.generation = current.metadata.generation + 1
+        updated = replaced(kind, current, obj)
         if updated.to_dict() == current.to_dict():
             return current
         return await self._commit(kind, current, updated, fence)
@@ -224,8 +218,27 @@ class ObjectStore:
             yield WatchEvent(kind_of_event, obj, raw.revision)
 
 
+def replaced(kind: Kind, current: Resource, obj: Resource) -> Resource:
+    """What ``replace`` stores for ``obj`` over ``current`` (the API's dry run shows the same)."""
+    updated = current.copy()
+    updated.spec = dict(obj.spec)
+    for name in kind.server_fields:  # a re-applied manifest does not unbind what the scheduler bound
+        if not updated.spec.get(name) and current.spec.get(name):
+            updated.spec[name] = current.spec[name]
+    updated.metadata.labels = dict(obj.metadata.labels)
+    updated.metadata.annotations = dict(obj.metadata.annotations)
+    # controllers' finalizers (persys.dev/…) guard deletion: until it starts, a write that does not
+    # name them (a re-applied manifest) keeps them; once deleting, they can be removed as usual
+    kept = [] if current.metadata.deletionTimestamp else \
+        [f for f in current.metadata.finalizers if f.startswith("persys.dev/") and f not in obj.metadata.finalizers]
+    updated.metadata.finalizers = list(obj.metadata.finalizers) + kept
+    if updated.spec != current.spec:
+        updated.metadata.generation = current.metadata.generation + 1
+    return updated
+
+
 def leader_fence(kv: KV) -> Fence:
     return Fence(kv.key, kv.create_revision)
 
 
-__all__: Sequence[str] = ["Fence", "ObjectStore", "WatchEvent", "leader_fence"]
+__all__: Sequence[str] = ["Fence", "ObjectStore", "WatchEvent", "leader_fence", "replaced"]

@@ -75,10 +75,13 @@ ROWS = [
     ("succeeded, restartPolicy OnFailure", wl(state="exited", exitCode=0, spec={"restartPolicy": "OnFailure"}),
      node(), d.NONE, "Exited"),
     ("failed, restartPolicy OnFailure, back-off over", wl(state="exited", exitCode=1, finishedAt=to_iso(NOW - 11),
-     spec={"restartPolicy": "OnFailure"}), node(), d.RESTART, None),
-    ("crashed, in back-off", wl(state="exited", exitCode=1, finishedAt=to_iso(NOW - 5)), node(), d.WAIT,
-     "CrashLoopBackOff"),
-    ("crashed, back-off over", wl(state="exited", exitCode=1, finishedAt=to_iso(NOW - 10)), node(), d.RESTART, None),
+     consecutiveFailures=1, spec={"restartPolicy": "OnFailure"}), node(), d.RESTART, None),
+    ("first crash restarts at once", wl(state="exited", exitCode=137, finishedAt=to_iso(NOW - 0.1)), node(),
+     d.RESTART, None),
+    ("crashed again, in back-off", wl(state="exited", exitCode=1, finishedAt=to_iso(NOW - 5), consecutiveFailures=1),
+     node(), d.WAIT, "CrashLoopBackOff"),
+    ("crashed again, back-off over", wl(state="exited", exitCode=1, finishedAt=to_iso(NOW - 10),
+                                        consecutiveFailures=1), node(), d.RESTART, None),
     ("within grace after create", wl(state="missing", lastAction=last_action("create", NOW - 5)), node(), d.WAIT,
      None),
     ("grace over, agent never confirmed", wl(state="missing", lastAction=last_action("create", NOW - 31)), node(),
@@ -135,16 +138,16 @@ def crash_loop(clock: FakeClock, spec: dict[str, Any] | None = None, ran: float 
 
 
 def test_backoff_doubles_from_10s_to_5min() -> None:
-    assert crash_loop(FakeClock()) == [10, 20, 40, 80, 160, 300, 300, 300]
+    assert crash_loop(FakeClock()) == [0, 10, 20, 40, 80, 160, 300, 300]
 
 
 def test_backoff_override_per_workload() -> None:
-    assert crash_loop(FakeClock(), {"backoff": {"initialSeconds": 1, "maxSeconds": 4}}) == [1, 2, 4, 4, 4, 4, 4, 4]
+    assert crash_loop(FakeClock(), {"backoff": {"initialSeconds": 1, "maxSeconds": 4}}) == [0, 1, 2, 4, 4, 4, 4, 4]
 
 
 def test_backoff_resets_after_ten_minutes_running() -> None:
-    assert crash_loop(FakeClock(), ran=600) == [10] * 8
+    assert crash_loop(FakeClock(), ran=600) == [0] * 8
 
 
 def test_backoff_delay_helper() -> None:
-    assert [d.backoff_delay(n, 10, 300) for n in range(7)] == [10, 20, 40, 80, 160, 300, 300]
+    assert [d.backoff_delay(n, 10, 300) for n in range(8)] == [0, 10, 20, 40, 80, 160, 300, 300]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from conftest import ManagerFactory, NodeFactory, eventually, workload
+from controller_support import ManagerFactory, NodeFactory, eventually, workload
 
 from persys.controllers.conditions import get_condition
 from persys.controllers.events import events_for

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import ManagerFactory, eventually, workload
+import pytest
+from controller_support import ManagerFactory, eventually, workload
 
 from persys.controllers.events import events_for
 from persys.controllers.scheduler import Request, Verdict, assess, choose, failure_message
+from persys.errors import NotFound
 from persys.resources import REGISTRY, Resource
 from persys.resources.model import now_iso
 from persys.store import ObjectStore
@@ -115,3 +117,17 @@ async def test_failed_scheduling_names_reasons_and_retries_when_nodes_change(
     await add_node(store, node("n4", labels={"zone": "a"}, memory="2Gi"))
     placed = await eventually(lambda: bound_nodes(store, ["hungry"]), what="binding after a node joined")
     assert placed == {"hungry": "n4"}
+
+
+async def test_reapplying_a_manifest_keeps_the_binding_and_the_finalizer(store: ObjectStore) -> None:
+    await store.create(workload("bound"))
+    await store.modify("Workload", "default", "bound",
+                       lambda o: (o.spec.update(nodeName="n1"), o.metadata.finalizers.append("persys.dev/container")))
+    before = await store.get("Workload", "default", "bound")
+    after = await store.replace(workload("bound"))  # what `persys apply` of the unchanged manifest does
+    assert after.metadata.resourceVersion == before.metadata.resourceVersion  # unchanged
+    assert after.spec["nodeName"] == "n1" and after.metadata.finalizers == ["persys.dev/container"]
+    await store.delete("Workload", "default", "bound")
+    await store.replace(workload("bound"))  # once deleting, a write without the finalizer releases it
+    with pytest.raises(NotFound):
+        await store.get("Workload", "default", "bound")

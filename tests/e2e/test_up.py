@@ -45,7 +45,7 @@ class Cluster:
         log.close()
 
     def persys(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([PERSYS, *args], capture_output=True, text=True, env=self.env(), timeout=120)
+        result = subprocess.run([PERSYS, *args], capture_output=True, text=True, env=self.env(), timeout=240)
         if check and result.returncode != 0:
             raise AssertionError(f"persys {' '.join(args)} failed: {result.stdout}\n{result.stderr}")
         return result
@@ -117,15 +117,19 @@ async def test_up_converges_heals_and_resumes(cluster: Cluster) -> None:
     client = cluster.client()
     try:
         await until("API ready", lambda: client.list("Node", None), cluster)
-        applied = cluster.persys("apply", "-f", str(ROOT / "manifests"))
-        for name in ("web", "hello-job", "crasher", "hello-compose"):
+        converging = [str(ROOT / "manifests" / f) for f in ("web.yaml", "job.yaml", "compose.yaml")]
+        applied = cluster.persys("apply", *[a for f in converging for a in ("-f", f)], "--wait", "--timeout", "150")
+        for name in ("web", "hello-job", "hello-compose"):
             assert f"workload/{name} created" in applied.stdout
+        applied = cluster.persys("apply", "-f", str(ROOT / "manifests"))
+        assert "workload/crasher created" in applied.stdout and "workload/web unchanged" in applied.stdout
 
         async def phase(name: str, wanted: str) -> bool:
             return (await workload(client, name)).status.get("phase") == wanted
 
         await until("web Running", lambda: phase("web", "Running"), cluster)
         await until("hello-job Exited 0", lambda: _job_done(client), cluster)
+        assert "done" in cluster.persys("logs", "hello-job", "--tail", "5").stdout
         await until("hello-compose Running", lambda: phase("hello-compose", "Running"), cluster, 120)
         await until("crasher restarted", lambda: _restarted(client, "crasher"), cluster, 120)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -116,3 +117,34 @@ async def test_health_and_metrics(etcd_server: EtcdServer, store: ObjectStore) -
         for name in ("persys_workqueue_adds_total", "persys_reconcile_duration_seconds",
                      "persys_watch_relists_total", 'persys_leader{component="controllers"}'):
             assert name in text
+
+
+class CrashOnce(StampOnce):
+    """A controller with a background loop that has a bug the first time it runs."""
+
+    name = "crash-once"
+    crashed = 0
+
+    def runnables(self) -> list[tuple[str, Any]]:
+        return [("buggy", self._buggy())]
+
+    async def _buggy(self) -> None:
+        if CrashOnce.crashed == 0:
+            CrashOnce.crashed += 1
+            raise RuntimeError("a bug")
+        await asyncio.Event().wait()
+
+
+async def test_a_crashing_controller_steps_down_and_comes_back(etcd_server: EtcdServer, store: ObjectStore) -> None:
+    actions: list[tuple[str, str]] = []
+    manager = Manager(Etcd(etcd_server.url), identity="crashy", lease_ttl=2, listen=None, owns_etcd=True)
+    manager.add(CrashOnce(actions))
+    task = asyncio.create_task(manager.run())
+    try:
+        await eventually(lambda: CrashOnce.crashed == 1)
+        await store.create(workload("after-crash"))
+        await eventually(lambda: actions == [("crashy", "after-crash")], timeout=15)
+        assert not task.done()
+    finally:
+        manager.stop()
+        await asyncio.wait_for(task, 10)
