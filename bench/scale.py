@@ -245,6 +245,7 @@ async def measure(cluster: ScaleCluster, workloads: int, timeout: float, profile
             seconds = await rate(workloads, CONCURRENCY, lambda i: etcd.put(f"/bench/raw/w{i}", payload))
             results["raw_etcd_puts_per_s"] = round(workloads / seconds, 1)
             await etcd.delete_prefix("/bench/raw/")
+            first_revision = await etcd.revision()
         finally:
             await etcd.close()
         _, revision = await client.list("Workload", NAMESPACE)
@@ -266,6 +267,11 @@ async def measure(cluster: ScaleCluster, workloads: int, timeout: float, profile
                 task.cancel()
             await asyncio.gather(watch, sampler, return_exceptions=True)
         results["profile"] = profiler.stop()
+        etcd = Etcd(cluster.etcd_server.url)
+        try:  # every etcd write makes a revision: writes per workload, events and heartbeats included
+            results["etcd_writes_per_workload"] = round((await etcd.revision() - first_revision) / workloads, 1)
+        finally:
+            await etcd.close()
         results["running"] = len(counter.running)
         results["all_running"] = len(counter.running) >= workloads
         results["seconds_to_all_running"] = round(elapsed, 2)
@@ -308,6 +314,7 @@ def table(r: dict[str, Any]) -> str:
              f"{'API creates/s (the create phase alone)':44}{r['api_creates_per_s']:>12.0f}",
              f"{'raw etcd puts/s, same JSON, same client':44}{r['raw_etcd_puts_per_s']:>12.0f}",
              f"{'end-to-end / raw etcd put':44}{r['workloads_per_s'] / r['raw_etcd_puts_per_s']:>12.2f}",
+             f"{'etcd writes per workload (all components)':44}{r['etcd_writes_per_workload']:>12.1f}",
              f"{'controller RSS at the end (MiB)':44}{r['controller_rss_mb']:>12.0f}{'< 200':>12}",
              "", f"{'process':<14}{'RSS MiB':>10}{'CPU s':>10}"]
     lines += [f"{name:<14}{u['rss_mb']:>10.0f}{u['cpu_s']:>10.1f}" for name, u in r["processes"].items()]

@@ -92,7 +92,9 @@ def prepare_home(config: UpConfig) -> HomePaths:
     pki.write_config(paths, config.server_url, force=True)
     settings = yaml.safe_load(paths.config.read_text()) or {}
     settings.update(dns=f"{LOCALHOST}:{config.dns_port}", zone=config.zone)  # the CLI discovers API servers
-    paths.config.write_text(yaml.safe_dump(settings, sort_keys=False))
+    partial = paths.config.with_suffix(".tmp")
+    partial.write_text(yaml.safe_dump(settings, sort_keys=False))
+    partial.replace(paths.config)  # atomic: a CLI started meanwhile never reads half a file
     pki.issue(paths, f"node-{config.node_name}", "agents")
     return paths
 

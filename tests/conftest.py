@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -11,6 +13,30 @@ import pytest
 from persys.resources import REGISTRY
 from persys.store import Etcd, ObjectStore
 from persys.store.server import EtcdServer
+
+
+def _children() -> set[int]:
+    """Live child processes of this test process (zombies already reaped are not listed)."""
+    pids: set[int] = set()
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        with contextlib.suppress(OSError):
+            pids |= {int(p) for p in (task / "children").read_text().split()}
+    return pids
+
+
+@pytest.fixture(autouse=True)
+async def no_leftovers() -> AsyncIterator[None]:
+    """Fail a test that leaves asyncio tasks running or child processes alive."""
+    before = _children()
+    yield
+    for _ in range(40):  # let cancelled tasks, closing transports and stopping children finish
+        tasks = {t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()}
+        processes = _children() - before
+        if not tasks and not processes:
+            return
+        await asyncio.sleep(0.05)
+    assert not tasks, f"tasks left behind: {sorted(t.get_name() for t in tasks)}"
+    assert not processes, f"child processes left behind: {sorted(processes)}"
 
 
 @pytest.fixture(scope="session")

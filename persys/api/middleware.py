@@ -8,6 +8,7 @@ checks the client certificate's role on the mTLS listener.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 import uuid
@@ -62,6 +63,9 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
             response = await handler(request)
             code = response.status
             return response
+        except asyncio.CancelledError:
+            code = 499  # the client went away mid-request (nginx's "client closed request"), not a 500
+            raise
         finally:
             elapsed = time.perf_counter() - started
             span.set_attribute("http.status_code", code)

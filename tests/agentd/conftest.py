@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -77,15 +76,3 @@ async def docker_cleanup(node_name: str) -> AsyncIterator[aiodocker.Docker]:
 @pytest.fixture
 def docker_runtime(tmp_path: Path, docker_cleanup: aiodocker.Docker) -> RuntimeFactory:
     return lambda node, hub: DockerRuntime(node, hub, tmp_path / "state", stop_timeout=1)
-
-
-@pytest.fixture(autouse=True)
-async def no_leftover_tasks() -> AsyncIterator[None]:
-    """Fail a test that leaves asyncio tasks running (after every other fixture is torn down)."""
-    yield
-    for _ in range(20):  # let cancelled tasks and closing transports finish their last step
-        leftover = {t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()}
-        if not leftover:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"tasks left behind: {sorted(t.get_name() for t in leftover)}")
