@@ -28,7 +28,7 @@ fi
 "$persys" get nodes
 echo
 # The crasher never converges: it is there to show back-off, so --wait reports it and we go on.
-"$persys" apply -f "$top/manifests" --wait --timeout 90 || true
+"$persys" apply -f "$top/manifests" --wait --timeout 30 || true
 echo
 "$persys" get workloads -o wide
 cat <<TXT

@@ -24,6 +24,17 @@ def _children() -> set[int]:
     return pids
 
 
+def _where(task: asyncio.Task[object]) -> str:
+    """The task's await chain, innermost last (where it is stuck)."""
+    chain, coro = [], task.get_coro()
+    while coro is not None and len(chain) < 30:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            chain.append(f"{frame.f_code.co_filename.rsplit('/', 2)[-1]}:{frame.f_lineno}")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return f"  {task.get_name()}: {' -> '.join(chain)}"
+
+
 @pytest.fixture(autouse=True)
 async def no_leftovers() -> AsyncIterator[None]:
     """Fail a test that leaves asyncio tasks running or child processes alive."""
@@ -35,7 +46,7 @@ async def no_leftovers() -> AsyncIterator[None]:
         if not tasks and not processes:
             return
         await asyncio.sleep(0.05)
-    assert not tasks, f"tasks left behind: {sorted(t.get_name() for t in tasks)}"
+    assert not tasks, "tasks left behind:\n" + "\n".join(_where(t) for t in tasks)
     assert not processes, f"child processes left behind: {sorted(processes)}"
 
 

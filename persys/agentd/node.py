@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from persys.client.api import ApiClient
-from persys.errors import NotFound, PersysError, Unavailable
+from persys.errors import Conflict, NotFound, PersysError, Unavailable
 from persys.observability.logging import get_logger
 from persys.resources import NODE, ObjectMeta, Resource
 from persys.resources.model import now_iso
 
 HEARTBEAT_SECONDS = 10.0
 MAX_BACKOFF_SECONDS = 30.0
+CONFLICT_RETRIES = 3  # in a row, at once; then a Conflict backs off like any other error
 
 log = get_logger("agent")
 
@@ -104,9 +105,14 @@ class NodeRegistration:
         self.heartbeats += 1
 
     async def run(self) -> None:
-        """Register, then heartbeat forever; on API errors back off (1 s doubling to 30 s) and retry."""
+        """Register, then heartbeat forever; on API errors back off (1 s doubling to 30 s) and retry.
+
+        A Conflict means the control plane answered and another writer got in between (an admin
+        cordoning the Node while it re-registers): that is retried at once, a few times, not backed off.
+        """
         backoff = 1.0
         registered = False
+        conflicts = 0
         while True:
             try:
                 if not registered:
@@ -115,16 +121,28 @@ class NodeRegistration:
                     registered = True
                     log.info("node registered", node=self.name, address=self.address)
                 await self.heartbeat()
-                backoff = 1.0
+                backoff, conflicts = 1.0, 0
                 await asyncio.sleep(self.interval)
+            except Conflict as e:
+                conflicts += 1
+                if conflicts <= CONFLICT_RETRIES:
+                    log.info("node write conflicted with another writer, retrying now", node=self.name,
+                             error=e.message)
+                    continue
+                conflicts = 0
+                backoff = await self._back_off(e, backoff)
             except PersysError as e:
-                log.warning("control plane unreachable, retrying", node=self.name, error=e.message,
-                            retry_in=backoff)
                 registered = registered and not isinstance(e, NotFound)
-                await asyncio.sleep(backoff)
-                if isinstance(e, Unavailable):
-                    await self.choose_server()
-                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+                backoff = await self._back_off(e, backoff)
+
+    async def _back_off(self, error: PersysError, backoff: float) -> float:
+        """Wait ``backoff`` seconds (picking a server again if this one is gone); the next back-off."""
+        what = "control plane unreachable" if isinstance(error, Unavailable) else "control plane refused the write"
+        log.warning(f"{what}, retrying", node=self.name, error=error.message, retry_in=backoff)
+        await asyncio.sleep(backoff)
+        if isinstance(error, Unavailable):
+            await self.choose_server()
+        return min(backoff * 2, MAX_BACKOFF_SECONDS)
 
     async def close(self) -> None:
         await self.api.close()

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from persys.resources import Kind, Resource
 
@@ -41,13 +42,27 @@ def row(kind: Kind, obj: Resource, wide: bool, all_namespaces: bool) -> list[str
     return ([obj.metadata.namespace] if all_namespaces and kind.namespaced else []) + cells
 
 
+PLAIN_ROWS = 200  # above this many rows even a terminal gets plain lines: rich lays out 10,000 rows in seconds
+GAP = "  "  # between columns, as rich's Table (box=None) puts them
+
+
+def plain_line(cells: Sequence[str], widths: Sequence[int]) -> str:
+    """One row as rich's borderless Table prints it: cells padded to their column, two spaces apart."""
+    return GAP.join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip()
+
+
 class RowPrinter:
-    """Prints a table, then (for ``get -w``) more rows aligned under it."""
+    """Prints a table, then (for ``get -w``) more rows aligned under it.
+
+    A pipe, a file or a long listing gets plain aligned lines (as kubectl prints them); only a
+    short listing on a terminal goes through rich, for its bold header.
+    """
 
     def __init__(self, kind: Kind, wide: bool, all_namespaces: bool) -> None:
         self.kind, self.wide, self.all_namespaces = kind, wide, all_namespaces
         self.widths = [len(h) for h in headers(kind, wide, all_namespaces)]
         self.out = console()
+        self.plain = not self.out.is_terminal  # once plain, later (-w) rows stay plain to stay aligned
 
     def _table(self, show_header: bool) -> Table:
         table = Table(box=None, show_header=show_header, pad_edge=False, header_style="bold")
@@ -62,11 +77,24 @@ class RowPrinter:
         if not rows and say_empty:
             click_echo("No resources found.", err=True)
             return
+        self.plain = self.plain or len(rows) > PLAIN_ROWS
+        if self.plain:
+            self._print_plain(rows, show_header)
+        else:
+            self._print_rich(rows, show_header)
+        sys.stdout.flush()
+
+    def _print_rich(self, rows: list[list[str]], show_header: bool) -> None:
         table = self._table(show_header)
         for cells in rows:
-            table.add_row(*cells)
+            table.add_row(*(Text(cell) for cell in cells))  # cells are data, never rich markup
         self.out.print(table)
-        sys.stdout.flush()
+
+    def _print_plain(self, rows: list[list[str]], show_header: bool) -> None:
+        lines = [plain_line(headers(self.kind, self.wide, self.all_namespaces), self.widths)] if show_header else []
+        lines += [plain_line(cells, self.widths) for cells in rows]
+        if lines:
+            sys.stdout.write("\n".join(lines) + "\n")
 
 
 def click_echo(text: str, err: bool = False) -> None:

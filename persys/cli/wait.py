@@ -68,8 +68,13 @@ def _view(rows: dict[ObjectKey, Resource | None], outcomes: dict[ObjectKey, Outc
     return Group(table, bar)
 
 
-async def wait(client: ApiClient, keys: Sequence[ObjectKey], timeout: float, console: Console) -> list[str]:
-    """Follow ``keys`` until all converge or ``timeout``; the names that did not, with why."""
+async def wait(client: ApiClient, keys: Sequence[ObjectKey], timeout: float, console: Console,
+               settle: float = 3.0) -> list[str]:
+    """Follow ``keys`` until all converge or ``timeout``; the names that did not, with why.
+
+    Once all have converged it keeps watching for ``settle`` seconds, so that a container that
+    crashes right after it started is not called converged.
+    """
     rows: dict[ObjectKey, Resource | None] = {key: None for key in keys}
     outcomes: dict[ObjectKey, Outcome] = {}
 
@@ -81,29 +86,32 @@ async def wait(client: ApiClient, keys: Sequence[ObjectKey], timeout: float, con
     def settled() -> bool:
         return all(k in outcomes and (outcomes[k].converged or outcomes[k].final) for k in rows)
 
-    async def follow(live: Live) -> None:
-        while not settled():
+    async def follow(live: Live, until_settled: bool) -> None:
+        while not (until_settled and settled()):
             items, version = await client.list("Workload", None)
             for obj in items:
                 update(obj)
             live.update(_view(rows, outcomes))
-            if settled():
+            if until_settled and settled():
                 return
             try:
                 async for item in client.watch("Workload", None, resource_version=version):
                     if item.object is not None and item.type != "DELETED":
                         update(item.object)
                         live.update(_view(rows, outcomes))
-                    if settled():
+                    if until_settled and settled():
                         return
             except Unavailable:
                 await asyncio.sleep(0.5)
 
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
     with Live(_view(rows, outcomes), console=console, refresh_per_second=8, transient=False) as live:
-        try:
-            await asyncio.wait_for(follow(live), timeout)
-        except TimeoutError:
-            pass
+        for until_settled, limit in ((True, timeout), (False, settle)):
+            try:
+                await asyncio.wait_for(follow(live, until_settled), min(limit, deadline - loop.time()))
+            except TimeoutError:
+                pass
         live.update(_view(rows, outcomes))
     failed = []
     for key in keys:

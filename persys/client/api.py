@@ -94,7 +94,8 @@ class ApiClient:
             raise Unavailable(f"cannot reach API server {self.server}: {e}") from e
 
     def _obj(self, data: dict[str, Any]) -> Resource:
-        return self.registry.get(str(data.get("kind"))).from_wire(data)
+        """``data`` is always fresh from ``json.loads`` here, so the Resource adopts it without a copy."""
+        return self.registry.get(str(data.get("kind"))).from_wire(data, copy=False)
 
     def _body(self, obj: Resource) -> dict[str, Any]:
         return self.registry.get(obj.kind).to_wire(obj)

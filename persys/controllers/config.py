@@ -25,7 +25,7 @@ class ControllersConfig:
     node_check_seconds: float = 5.0      # monitor: re-check node heartbeats this often
     stats_seconds: float = 10.0          # reconciler: persist statistics this often
     log_tail: int = 20                   # log lines put into an Event when a container stops
-    workers: int = 4                     # reconcile workers of the reconciler and monitor
+    workers: int = 16                    # reconcile workers of the reconciler (the monitor takes at most 4)
     watch_stall_seconds: float = 300.0   # informer watchdog: relist after this much silence
 
     @classmethod

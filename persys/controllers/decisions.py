@@ -47,6 +47,7 @@ class Decision:
     failures: int | None = None         # consecutive failures to record with a restart
     backoff_until: float | None = None
     warning: bool = False               # the user should hear about this (Warning event)
+    quiet: bool = False                 # a passing state not worth a write (lastReconcile keeps the last action)
 
 
 def backoff_delay(failures: int, initial: float, maximum: float) -> float:
@@ -80,10 +81,10 @@ def decide(workload: Resource, node: Resource | None, now: float, policy: Policy
     meta, spec, status = workload.metadata, workload.spec, workload.status
     if meta.deletionTimestamp:
         return _deleting(workload, node, now, policy)
-    if FINALIZER not in meta.finalizers:
-        return Decision(ADD_FINALIZER, "first sight: guard the container with a finalizer", requeue_after=0)
     if not spec.get("nodeName"):
-        return Decision(NONE, "waiting for the scheduler")
+        return Decision(NONE, "waiting for the scheduler", quiet=True)  # no container without a node
+    if FINALIZER not in meta.finalizers:  # the scheduler adds it when binding; a pinned workload needs it here
+        return Decision(ADD_FINALIZER, "guard the container with a finalizer before creating it", requeue_after=0)
     if not node_ready(node):
         return Decision(WAIT, f"node {spec['nodeName']} is not ready")
     state = _observed_state(workload)
@@ -134,7 +135,7 @@ def _running(workload: Resource, state: str | None, now: float, policy: Policy) 
     if status.get("specHash") and status["specHash"] != spec_hash(spec):
         return Decision(RECREATE, "spec changed")
     if state in LIVE:
-        return Decision(NONE, f"container is {state}")
+        return Decision(NONE, f"container is {state}", quiet=True)
     if state in TRANSITIONAL:
         return Decision(START, f"container is still {state}")
     return _exited(workload, now, policy)
@@ -179,4 +180,4 @@ def _with_grace(workload: Resource, decision: Decision, now: float, policy: Poli
     if decision.action == RESTART and finished is not None and finished > acted:
         return decision  # a new exit after our action: a real crash, back-off already applied
     return Decision(WAIT, f"waiting for the agent to report {last.get('action')} ({remaining:.1f}s of grace left)",
-                    requeue_after=remaining)
+                    requeue_after=remaining, quiet=True)

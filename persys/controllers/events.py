@@ -8,6 +8,7 @@ record one is logged, never raised. The store keeps them on an etcd lease so the
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from typing import Any
 
 from persys.errors import Conflict, NotFound, NotLeader, PersysError
@@ -25,6 +26,8 @@ CREATED, STARTED, KILLING, RESTARTED, BACKOFF, STOPPED = "Created", "Started", "
     "Stopped"
 NODE_NOT_READY, RESCHEDULED = "NodeNotReady", "Rescheduled"
 
+RECENT_NAMES = 1024  # Event names an EventRecorder remembers having written
+
 log = get_logger("events")
 
 
@@ -41,26 +44,41 @@ class EventRecorder:
         self.store = store
         self.source = source
         self.clock = clock or SystemClock()
+        self._recent: OrderedDict[str, None] = OrderedDict()  # names recorded lately: likely to exist
 
     async def record(self, obj: Resource, type_: str, reason: str, message: str, *,
                      fence: Fence | None = None) -> None:
-        """Create the Event or bump its count; never raises (except NotLeader)."""
+        """Create the Event or bump its count; never raises (except NotLeader).
+
+        Most Events are new: they are created straight away (no read first) and bumped only on a
+        conflict. Names this recorder wrote lately are bumped first instead.
+        """
         namespace = obj.metadata.namespace or "default"
         name = event_name(obj, reason, message)
         now = to_iso(self.clock.now())
         try:
-            try:
-                await self.store.modify(EVENT.kind, namespace, name, _bump(now), fence=fence)
-            except NotFound:
+            if name in self._recent:
                 try:
-                    await self.store.create(self._new(obj, namespace, name, type_, reason, message, now),
-                                            fence=fence)
-                except Conflict:
                     await self.store.modify(EVENT.kind, namespace, name, _bump(now), fence=fence)
+                    self._remember(name)
+                    return
+                except NotFound:
+                    pass  # expired meanwhile
+            try:
+                await self.store.create(self._new(obj, namespace, name, type_, reason, message, now), fence=fence)
+            except Conflict:
+                await self.store.modify(EVENT.kind, namespace, name, _bump(now), fence=fence)
+            self._remember(name)
         except NotLeader:
             raise
         except PersysError as e:
             log.warning("could not record event", reason=reason, object=str(obj.key), error=e.message)
+
+    def _remember(self, name: str) -> None:
+        self._recent[name] = None
+        self._recent.move_to_end(name)
+        while len(self._recent) > RECENT_NAMES:
+            self._recent.popitem(last=False)
 
     def _new(self, obj: Resource, namespace: str, name: str, type_: str, reason: str, message: str,
              now: str) -> Resource:

@@ -24,6 +24,8 @@ from persys.runtime.clock import to_iso
 if TYPE_CHECKING:
     from persys.controllers.monitor import Monitor
 
+TRANSITIONAL = ("created", "restarting")  # states a container passes through on its way to running
+
 OBSERVED = ("containerState", "containerID", "exitCode", "startedAt", "finishedAt", "specHash", "nodeName")
 
 
@@ -93,7 +95,7 @@ class AgentObserver:
                 client = self._client(node)
                 async for event in client.events():
                     delay = 0.5
-                    await self.observe(node, client, event)
+                    await self.observe(node, client, event, passing=True)
             except (AgentError, StoreUnavailable) as e:
                 self.monitor.log.info("agent event stream broke; reconnecting", node=node, error=str(e),
                                       retry_in=delay)
@@ -130,8 +132,13 @@ class AgentObserver:
                     and workload.status.get("nodeName") == node:
                 await self.observe(node, client, {"uid": workload.metadata.uid, "state": "missing"})
 
-    async def observe(self, node: str, client: AgentClient, actual: dict[str, Any]) -> None:
-        """One agent report about one uid."""
+    async def observe(self, node: str, client: AgentClient, actual: dict[str, Any], *, passing: bool = False) -> None:
+        """One agent report about one uid.
+
+        ``passing``: a streamed report, soon followed by the next. A transitional state (created,
+        restarting) after the reconciler already said Starting is then not written: it changes
+        nothing anyone acts on, and the next report (running, exited) or the poll records it.
+        """
         uid = str(actual.get("uid") or "")
         matches = self.monitor.workloads.by_index(BY_UID, uid)
         workload = matches[0] if matches else None
@@ -142,8 +149,10 @@ class AgentObserver:
         status = workload.status
         if all(status.get(k) == v for k, v in fields.items()) and _phase_agrees(status, workload):
             return
+        if passing and _passing_state(status, fields):
+            return
         changed = status.get("containerState") != fields["containerState"]
-        await self._write(workload, fields)
+        await self._write(workload, fields, passing)
         if changed:
             await self._announce(workload, client, fields)
 
@@ -162,13 +171,15 @@ class AgentObserver:
                                                f"Removed stray container from node {node}: workload is {where}",
                                                fence=self.monitor.fence)
 
-    async def _write(self, workload: Resource, fields: dict[str, Any]) -> None:
+    async def _write(self, workload: Resource, fields: dict[str, Any], passing: bool = False) -> None:
         now = to_iso(self.monitor.clock.now())
         node = fields["nodeName"]
 
         def change(obj: Resource) -> None:
             if obj.spec.get("nodeName") != node:
                 return  # rescheduled meanwhile: this report is about a container that must go
+            if passing and _passing_state(obj.status, fields):
+                return  # the cache was behind: the reconciler has said Starting meanwhile
             obj.status.update(fields)
             obj.status["lastSeenTime"] = now
             obj.status["phase"] = phase_for(fields["containerState"], obj)
@@ -207,3 +218,8 @@ def _phase_agrees(status: dict[str, Any], workload: Resource) -> bool:
     state = str(status.get("containerState") or "missing")
     phase = status.get("phase")
     return phase == phase_for(state, workload) or (state == "exited" and phase == "CrashLoopBackOff")
+
+
+def _passing_state(status: dict[str, Any], fields: dict[str, Any]) -> bool:
+    """A transitional state reported after the reconciler already recorded Starting: nothing new to act on."""
+    return fields["containerState"] in TRANSITIONAL and status.get("phase") == "Starting"

@@ -196,6 +196,7 @@ class Reconciler(Controller):
             status["lastAction"] = {"action": action, "time": now, "generation": generation,
                                     "specHash": wanted_hash, "operation": op}
             status["lastReconcile"] = {"time": now, "action": action, "result": "ok", "message": decision.reason}
+            _observe(obj, generation)
             status.pop("backoffUntil", None)
             if action in d.LAUNCHES and status.get("containerState") != "running":
                 status["phase"] = "Starting"  # unless the agent already reported it running meanwhile
@@ -245,20 +246,31 @@ class Reconciler(Controller):
         await self._write(workload, _remove_finalizer)
 
     async def _note(self, workload: Resource, decision: d.Decision) -> None:
-        """Record a none/wait decision, writing only when something changed (no write loops)."""
-        status = workload.status
+        """Record a none/wait decision only when it says something new (no write loops, no idle writes).
+
+        New is: a phase or back-off to record, an error to clear, a different wait, or a spec
+        generation not yet observed (once bound). A quiet decision ("container is running",
+        "waiting for the scheduler", a grace wait) alone writes nothing: ``lastReconcile`` keeps
+        the last action taken.
+        """
+        status, generation = workload.status, workload.metadata.generation
         last = status.get("lastReconcile") or {}
         until = to_iso(decision.backoff_until) if decision.backoff_until else None
-        unchanged = (last.get("action"), last.get("message")) == (decision.action, decision.reason) and \
-            (decision.phase is None or status.get("phase") == decision.phase) and \
-            (until is None or status.get("backoffUntil") == until)
-        if unchanged:
+        bound = bool(workload.spec.get("nodeName"))
+        news = (decision.phase is not None and status.get("phase") != decision.phase) or \
+            (until is not None and status.get("backoffUntil") != until) or last.get("result") == "error" or \
+            (bound and status.get("observedGeneration") != generation) or \
+            (not decision.quiet and (last.get("action"), last.get("message")) != (decision.action, decision.reason))
+        if not news:
             return
         now = to_iso(self.clock.now())
 
         def change(obj: Resource) -> None:
-            obj.status["lastReconcile"] = {"time": now, "action": decision.action, "result": "ok",
-                                           "message": decision.reason}
+            if not decision.quiet or last.get("result") == "error":
+                obj.status["lastReconcile"] = {"time": now, "action": decision.action, "result": "ok",
+                                               "message": decision.reason}
+            if bound:
+                _observe(obj, generation)
             if decision.phase:
                 obj.status["phase"] = decision.phase
             if until:
@@ -331,6 +343,11 @@ def _add_finalizer(obj: Resource) -> None:
 
 def _remove_finalizer(obj: Resource) -> None:
     obj.metadata.finalizers = [f for f in obj.metadata.finalizers if f != FINALIZER]
+
+
+def _observe(obj: Resource, generation: int) -> None:
+    """The reconciler has acted on (or looked at) the spec of ``generation``; never goes back."""
+    obj.status["observedGeneration"] = max(int(obj.status.get("observedGeneration") or 0), generation)
 
 
 def _mark_missing(obj: Resource) -> None:

@@ -3,7 +3,8 @@
 A node fits when it is Ready and schedulable, its labels match ``spec.nodeSelector`` and its
 allocatable cpu and memory minus what is already bound to it cover ``spec.resources``. Among
 fitting nodes the least allocated wins. Binding is a compare-and-swap write of
-``spec.nodeName`` (phase Scheduled, condition Scheduled). When nothing fits, a
+``spec.nodeName`` (phase Scheduled, condition Scheduled) that also adds the reconciler's
+finalizer, so the container is guarded before it exists at no extra write. When nothing fits, a
 ``FailedScheduling`` event says why, node by node; the workload is retried when nodes change.
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from persys.controllers.conditions import BY_NODE, node_labels, node_ready, set_condition, workload_node
+from persys.controllers.conditions import BY_NODE, FINALIZER, node_labels, node_ready, set_condition, workload_node
 from persys.controllers.events import FAILED_SCHEDULING, NORMAL, SCHEDULED, WARNING, EventRecorder
 from persys.resources.kinds import NODE, WORKLOAD
 from persys.resources.model import ObjectKey, Resource
@@ -63,28 +64,47 @@ def _allocatable(node: Resource) -> tuple[int | None, int | None]:
     return cpu, mem
 
 
+@dataclass(frozen=True)
+class NodeFacts:
+    """What scheduling needs of a Node, parsed once per node change instead of once per decision."""
+
+    name: str
+    ready: bool
+    unschedulable: bool
+    labels: dict[str, str]
+    cpu: int | None
+    memory: int | None
+
+    @classmethod
+    def of(cls, node: Resource) -> NodeFacts:
+        cpu, memory = _allocatable(node)
+        return cls(node.metadata.name, node_ready(node), bool(node.spec.get("unschedulable")), node_labels(node),
+                   cpu, memory)
+
+
 def assess(workload: Resource, node: Resource, used: Request, bound: int) -> Verdict:
     """Whether ``workload`` fits ``node`` given what is already ``used`` there (a pure function)."""
-    name = node.metadata.name
-    if not node_ready(node):
-        return Verdict(name, ("not ready",))
-    if node.spec.get("unschedulable"):
-        return Verdict(name, ("unschedulable",))
-    labels = node_labels(node)
-    selector = workload.spec.get("nodeSelector") or {}
-    if any(labels.get(k) != v for k, v in selector.items()):
-        return Verdict(name, ("didn't match nodeSelector",))
-    want = Request.of(workload)
-    cpu, mem = _allocatable(node)
+    return judge(Request.of(workload), workload.spec.get("nodeSelector") or {}, NodeFacts.of(node), used, bound)
+
+
+def judge(want: Request, selector: dict[str, str], node: NodeFacts, used: Request, bound: int) -> Verdict:
+    """``assess`` on parsed inputs: the scheduler's inner loop."""
+    if not node.ready:
+        return Verdict(node.name, ("not ready",))
+    if node.unschedulable:
+        return Verdict(node.name, ("unschedulable",))
+    if any(node.labels.get(k) != v for k, v in selector.items()):
+        return Verdict(node.name, ("didn't match nodeSelector",))
+    cpu, mem = node.cpu, node.memory
     reasons = []
     if cpu is not None and used.cpu + want.cpu > cpu:
         reasons.append("insufficient cpu")
     if mem is not None and used.memory + want.memory > mem:
         reasons.append("insufficient memory")
     if reasons:
-        return Verdict(name, tuple(reasons))
+        return Verdict(node.name, tuple(reasons))
     fractions = [(used.cpu + want.cpu) / cpu if cpu else 0.0, (used.memory + want.memory) / mem if mem else 0.0]
-    return Verdict(name, (), sum(fractions) / len(fractions), bound)
+    return Verdict(node.name, (), sum(fractions) / len(fractions), bound)
 
 
 def choose(verdicts: list[Verdict]) -> Verdict | None:
@@ -106,21 +126,66 @@ def pending(workload: Resource) -> bool:
     return not workload.spec.get("nodeName") and not workload.metadata.deletionTimestamp
 
 
+class NodeUsage:
+    """What the cache shows bound to each node, kept current from workload events (no rescans)."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, tuple[Request, int]] = {}
+        self._parts: dict[ObjectKey, tuple[str, Request]] = {}
+
+    def update(self, key: ObjectKey, workload: Resource | None) -> None:
+        """Take the old contribution of ``key`` off its node and add the new one (None: it is gone)."""
+        new = _contribution(workload) if workload is not None else None
+        old = self._parts.get(key)
+        if old == new:
+            return
+        if old is not None:
+            total, count = self.totals[old[0]]
+            total = Request(total.cpu - old[1].cpu, total.memory - old[1].memory)
+            if count > 1:
+                self.totals[old[0]] = (total, count - 1)
+            else:
+                del self.totals[old[0]]
+            del self._parts[key]
+        if new is not None:
+            total, count = self.totals.get(new[0], (Request(), 0))
+            self.totals[new[0]] = (total + new[1], count + 1)
+            self._parts[key] = new
+
+
+def _contribution(workload: Resource) -> tuple[str, Request] | None:
+    """(node, request) a workload takes up; None when unbound or desired Stopped."""
+    node = workload.spec.get("nodeName")
+    if not node or workload.spec.get("desiredState") == "Stopped":
+        return None
+    return str(node), Request.of(workload)
+
+
 class _AlreadyBound(Exception):
     """Raised inside a bind write when someone bound (or deleted) the workload first."""
 
 
 class Scheduler(Controller):
-    """Binds each Pending workload to the best fitting node, one at a time."""
+    """Binds each Pending workload to the best fitting node; several bindings in flight at once.
+
+    Like kube-scheduler, a decision is "assumed" (counted on its node) the moment it is made,
+    before any await, so that concurrent workers never hand out the same room twice; the
+    assumption goes when the cache shows the binding or when the bind fails. What the cache
+    shows bound is summed incrementally from workload events, so a decision costs one pass
+    over the nodes, not over every workload.
+    """
 
     kind = WORKLOAD.kind
     name = "scheduler"
-    workers = 1  # like kube-scheduler: one decision at a time, so two never take the same room
+    workers = 16  # decisions are synchronous and assumed at once; the awaits (bind, event) overlap
 
     def __init__(self, *, retry_seconds: float = 60.0) -> None:
         super().__init__()
         self.retry_seconds = retry_seconds
         self._assumed: dict[ObjectKey, tuple[str, Request]] = {}
+        self._usage = NodeUsage()
+        self._facts: dict[str, NodeFacts] = {}
+        self._sorted: list[str] | None = None
         self.recorder: EventRecorder | None = None
 
     def declare(self) -> None:
@@ -129,16 +194,30 @@ class Scheduler(Controller):
         self.recorder = EventRecorder(self.store, "scheduler", clock=self.clock)
 
     def setup(self) -> None:
+        self._usage = NodeUsage()  # rebuilt from the replay add_handler does
+        self._facts.clear()
+        self._sorted = None
+        self._assumed.clear()
         self.cache.add_handler(self._on_workload, owner=self)
         self.nodes.add_handler(self._on_node, owner=self)
 
     def _on_workload(self, event_type: str, obj: Resource, old: Resource | None) -> None:
+        self._usage.update(obj.key, None if event_type == "DELETED" else obj)
+        if event_type == "DELETED" or not pending(obj):
+            self._assumed.pop(obj.key, None)  # the cache has caught up (or it is gone)
         if event_type != "DELETED" and pending(obj):
             self.queue.add(obj.key)
         elif event_type == "DELETED" and obj.spec.get("nodeName"):
             self.enqueue_pending()  # room was freed
 
     def _on_node(self, event_type: str, obj: Resource, old: Resource | None) -> None:
+        if event_type == "DELETED":
+            self._facts.pop(obj.metadata.name, None)
+            self._sorted = None
+        else:
+            if obj.metadata.name not in self._facts:
+                self._sorted = None
+            self._facts[obj.metadata.name] = NodeFacts.of(obj)
         if old is None or event_type == "DELETED" or _schedulable_view(obj) != _schedulable_view(old):
             self.enqueue_pending()
 
@@ -147,45 +226,52 @@ class Scheduler(Controller):
             if pending(workload):
                 self.queue.add(workload.key)
 
+    def _nodes(self) -> list[tuple[str, NodeFacts]]:
+        """Every node's facts, by name."""
+        if self._sorted is None:
+            self._sorted = sorted(self._facts)
+        return [(name, self._facts[name]) for name in self._sorted]
+
     def _used(self) -> dict[str, tuple[Request, int]]:
-        """What is bound to each node (workloads in the cache plus bindings it has not seen yet)."""
-        used: dict[str, tuple[Request, int]] = {}
-        for node in self.nodes.objects():
-            total, count = Request(), 0
-            for workload in self.cache.by_index(BY_NODE, node.metadata.name):
-                if workload.spec.get("desiredState") != "Stopped":
-                    total, count = total + Request.of(workload), count + 1
-            used[node.metadata.name] = (total, count)
-        for key, (node_name, request) in list(self._assumed.items()):
-            cached = self.cache.get(key)
-            if cached is None or cached.spec.get("nodeName"):
-                del self._assumed[key]  # the cache has caught up
-            elif node_name in used:
-                total, count = used[node_name]
-                used[node_name] = (total + request, count + 1)
+        """What is bound to each node: the cache's totals plus bindings it has not seen yet."""
+        used = dict(self._usage.totals)
+        for node_name, request in self._assumed.values():
+            total, count = used.get(node_name, (Request(), 0))
+            used[node_name] = (total + request, count + 1)
         return used
 
     async def reconcile(self, key: ObjectKey) -> Result:
         workload = self.cache.get(key)
         if workload is None or not pending(workload):
             return Result()
-        used = self._used()
-        verdicts = [assess(workload, node, *used.get(node.metadata.name, (Request(), 0)))
-                    for node in sorted(self.nodes.objects(), key=lambda n: n.metadata.name)]
+        used, want, selector = self._used(), Request.of(workload), workload.spec.get("nodeSelector") or {}
+        empty = (Request(), 0)
+        verdicts = [judge(want, selector, facts, *used.get(name, empty)) for name, facts in self._nodes()]
         best = choose(verdicts)
         if best is None:
             await self._unschedulable(workload, failure_message(verdicts))
             return Result(requeue_after=self.retry_seconds)
-        await self._bind(workload, best.node)
+        self._assumed[key] = (best.node, Request.of(workload))  # before any await: other workers see it
+        try:
+            bound = await self._bind(workload, best.node)
+        except BaseException:
+            self._assumed.pop(key, None)
+            raise
+        if not bound:
+            self._assumed.pop(key, None)
         return Result()
 
-    async def _bind(self, workload: Resource, node: str) -> None:
+    async def _bind(self, workload: Resource, node: str) -> bool:
+        """Write the binding (with the reconciler's finalizer: one write instead of two); False if
+        someone else bound or deleted it first."""
         now = to_iso(self.clock.now())
 
         def change(obj: Resource) -> None:
             if not pending(obj):
                 raise _AlreadyBound()
             obj.spec["nodeName"] = node
+            if FINALIZER not in obj.metadata.finalizers:
+                obj.metadata.finalizers.append(FINALIZER)  # guards the container the reconciler will create
             obj.status["phase"] = "Scheduled"
             obj.status["message"] = ""
             set_condition(obj.status, "Scheduled", "True", "Scheduled", f"assigned to {node}", now)
@@ -194,13 +280,13 @@ class Scheduler(Controller):
             await self.store.modify(WORKLOAD.kind, workload.metadata.namespace, workload.metadata.name, change,
                                     fence=self.fence)
         except _AlreadyBound:
-            return
-        self._assumed[workload.key] = (node, Request.of(workload))
+            return False
         self.log.info("scheduled", workload=str(workload.key), node=node)
         assert self.recorder is not None
         await self.recorder.record(workload, NORMAL, SCHEDULED,
                                    f"Successfully assigned {workload.metadata.namespace}/{workload.metadata.name}"
                                    f" to {node}", fence=self.fence)
+        return True
 
     async def _unschedulable(self, workload: Resource, message: str) -> None:
         now = to_iso(self.clock.now())

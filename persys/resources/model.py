@@ -7,7 +7,7 @@ Raw dicts appear only at the edges (etcd JSON, HTTP bodies) through ``from_dict`
 
 from __future__ import annotations
 
-import copy
+from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NewType
@@ -104,14 +104,19 @@ class Resource:
         return int(self.metadata.resourceVersion or 0)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Resource:
-        """Build from an already validated dict (etcd JSON, API bodies after validation)."""
+    def from_dict(cls, data: dict[str, Any], *, copy: bool = True) -> Resource:
+        """Build from an already validated dict (etcd JSON, API bodies after validation).
+
+        ``copy=False`` adopts ``spec`` and ``status`` as they are instead of deep-copying them: for a
+        dict nobody else holds (fresh from ``json.loads``), where the copy is most of the cost.
+        """
+        spec, status = data.get("spec") or {}, data.get("status") or {}
         return cls(
             kind=str(data.get("kind", "")),
             apiVersion=str(data.get("apiVersion", API_VERSION)),
             metadata=ObjectMeta.from_dict(data.get("metadata") or {}),
-            spec=copy.deepcopy(data.get("spec") or {}),
-            status=copy.deepcopy(data.get("status") or {}),
+            spec=deepcopy(spec) if copy else spec,
+            status=deepcopy(status) if copy else status,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -119,9 +124,9 @@ class Resource:
             "apiVersion": self.apiVersion,
             "kind": self.kind,
             "metadata": self.metadata.to_dict(),
-            "spec": copy.deepcopy(self.spec),
-            "status": copy.deepcopy(self.status),
+            "spec": deepcopy(self.spec),
+            "status": deepcopy(self.status),
         }
 
     def copy(self) -> Resource:
-        return Resource.from_dict(self.to_dict())
+        return Resource.from_dict(self.to_dict(), copy=False)  # to_dict already made the deep copies

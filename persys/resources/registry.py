@@ -119,11 +119,14 @@ class Kind:
             data.pop("status", None)
         return data
 
-    def from_wire(self, data: dict[str, Any]) -> Resource:
-        """Inverse of ``to_wire`` for already validated data (etcd, server answers)."""
+    def from_wire(self, data: dict[str, Any], *, copy: bool = True) -> Resource:
+        """Inverse of ``to_wire`` for already validated data (etcd, server answers).
+
+        ``copy=False``: ``data`` is fresh from ``json.loads`` and the Resource may adopt its parts.
+        """
         if self.spec_field != "spec":
             data = {**data, "spec": data.get(self.spec_field) or {}}
-        return Resource.from_dict(data)
+        return Resource.from_dict(data, copy=copy)
 
 
 class Registry:

@@ -65,8 +65,9 @@ class Informer:
         return list(self._items)
 
     def by_index(self, index: str, value: str) -> list[Resource]:
-        keys = self._indexes[index].get(value, set())
-        return [self._items[k] for k in sorted(keys) if k in self._items]
+        """The objects found under ``value``, in no particular order (sort where order matters)."""
+        keys = self._indexes[index].get(value, ())
+        return [self._items[k] for k in keys if k in self._items]
 
     async def wait_synced(self, timeout: float | None = None) -> None:
         await asyncio.wait_for(self.synced.wait(), timeout)

@@ -212,9 +212,18 @@ class Etcd:
         Raises StoreUnavailable when the stream breaks: the caller resumes from its last revision.
         """
         start = prefix.encode()
-        watch = await self._call(lambda c: c.watch(start, range_end=aetcd.utils.prefix_range_end(start),
-                                                   start_revision=start_revision, prev_kv=True,
-                                                   progress_notify=True))
+        creating = asyncio.ensure_future(self._call(lambda c: c.watch(
+            start, range_end=aetcd.utils.prefix_range_end(start), start_revision=start_revision, prev_kv=True,
+            progress_notify=True)))
+        try:
+            # aetcd's watch creation holds its watcher's lock and condition: interrupting it half-way
+            # can leave the watcher stuck, so a cancelled caller lets it finish, then cancels the watch
+            watch = await asyncio.shield(creating)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                made = await asyncio.wait_for(creating, self.timeout)
+                await asyncio.wait_for(made.cancel(), self.timeout)
+            raise
         try:
             iterator = watch.__aiter__()
             while True:

@@ -8,17 +8,20 @@ leader can no longer write. Works on any kind in the registry.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from persys.errors import Conflict, NotFound, NotLeader
+from persys.errors import Conflict, NotFound, NotLeader, StoreUnavailable
 from persys.resources.model import Resource, now_iso
 from persys.resources.registry import Kind, Registry
 from persys.resources.selector import Selector
 from persys.store.etcd import KV, Compare, Etcd
 from persys.store.keys import kind_prefix, object_key
+
+LEASE_SHARING = 60.0  # seconds during which objects of one TTL share a lease
 
 
 @dataclass(frozen=True)
@@ -47,9 +50,10 @@ class ObjectStore:
     def __init__(self, etcd: Etcd, registry: Registry) -> None:
         self.etcd = etcd
         self.registry = registry
+        self._leases: dict[int, tuple[int, float]] = {}  # ttl → (shared lease id, when granted)
 
     def _decode(self, kind: Kind, kv: KV, revision: int | None = None) -> Resource:
-        obj = kind.from_wire(json.loads(kv.value))
+        obj = kind.from_wire(json.loads(kv.value), copy=False)  # the decoded JSON is nobody else's
         obj.metadata.resourceVersion = str(revision if revision is not None else kv.mod_revision)
         return obj
 
@@ -107,18 +111,38 @@ class ObjectStore:
         meta.creationTimestamp = now_iso()
         meta.generation = 1
         meta.deletionTimestamp = None
-        lease = await self.etcd.grant_lease(kind.lease_ttl) if kind.lease_ttl else None
         key = object_key(kind, meta.namespace, meta.name)
-        ok, revision = await self._write(key, kind, obj, Compare(key, "create", 0), fence, lease)
+        ok, revision = await self._write(key, kind, obj, Compare(key, "create", 0), fence)
         if not ok:
             raise Conflict(f'{kind.singular} "{meta.name}" already exists')
         meta.resourceVersion = str(revision)
         return obj
 
-    async def _write(self, key: str, kind: Kind, obj: Resource, guard: Compare, fence: Fence | None,
-                     lease: int | None = None) -> tuple[bool, int]:
+    async def _shared_lease(self, ttl: int, *, fresh: bool = False) -> int:
+        """One lease for every object of this TTL written within ``LEASE_SHARING`` seconds (Kubernetes
+        does the same for Events): granted for ``ttl + LEASE_SHARING``, so each lives at least ``ttl``."""
+        now = time.monotonic()
+        held = self._leases.get(ttl)
+        if held is None or fresh or now - held[1] >= LEASE_SHARING:
+            held = (await self.etcd.grant_lease(ttl + int(LEASE_SHARING)), now)
+            self._leases[ttl] = held
+        return held[0]
+
+    async def _write(self, key: str, kind: Kind, obj: Resource, guard: Compare,
+                     fence: Fence | None) -> tuple[bool, int]:
         compares = [guard] + ([fence.compare()] if fence else [])
-        ok, revision = await self.etcd.txn_put(key, self._encode(kind, obj), compares, lease=lease)
+        value = self._encode(kind, obj)
+        if kind.lease_ttl:  # every write (a bump too) keeps the object on a live lease
+            try:
+                ok, revision = await self.etcd.txn_put(key, value, compares, lease=await self._shared_lease(
+                    kind.lease_ttl))
+            except StoreUnavailable as e:
+                if "lease not found" not in e.message:
+                    raise
+                ok, revision = await self.etcd.txn_put(key, value, compares, lease=await self._shared_lease(
+                    kind.lease_ttl, fresh=True))  # revoked or expired under us
+        else:
+            ok, revision = await self.etcd.txn_put(key, value, compares)
         if not ok and fence is not None:
             leader = await self.etcd.get(fence.key)
             if leader is None or leader.create_revision != fence.create_revision:
@@ -144,17 +168,29 @@ class ObjectStore:
         return await self._commit(kind, current, updated, fence)
 
     async def update_status(self, kind_name: str, namespace: str, name: str, status: dict[str, Any], *,
-                            resource_version: str = "", fence: Fence | None = None) -> Resource:
-        """Replace status (CAS on ``resource_version`` when given); generation never moves."""
+                            resource_version: str = "", fence: Fence | None = None,
+                            attempts: int = 8) -> Resource:
+        """Replace status (CAS on ``resource_version`` when given); generation never moves.
+
+        Without ``resource_version`` the caller asked for no CAS, so a write that loses the race
+        between read and write to another writer (a spec change, another status) is read again and
+        retried, as ``modify`` does, instead of failing with a Conflict the caller never asked for.
+        """
         kind = self.registry.get(kind_name)
-        current = await self.get(kind.kind, namespace, name)
-        if resource_version and int(resource_version) != current.resource_version:
-            raise Conflict(f'{kind.singular} "{name}" was modified; resourceVersion {resource_version} is stale')
-        updated = current.copy()
-        updated.status = status
-        if updated.status == current.status:
-            return current
-        return await self._commit(kind, current, updated, fence)
+        for _ in range(attempts):
+            current = await self.get(kind.kind, namespace, name)
+            if resource_version and int(resource_version) != current.resource_version:
+                raise Conflict(f'{kind.singular} "{name}" was modified; resourceVersion {resource_version} is stale')
+            if status == current.status:
+                return current
+            updated = current.copy()
+            updated.status = status
+            try:
+                return await self._commit(kind, current, updated, fence)
+            except Conflict:
+                if resource_version:
+                    raise
+        raise Conflict(f'{kind.singular} "{name}" kept changing; status write gave up after {attempts} attempts')
 
     async def modify(self, kind_name: str, namespace: str, name: str, change: Callable[[Resource], None], *,
                      fence: Fence | None = None, attempts: int = 8) -> Resource:

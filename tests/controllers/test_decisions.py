@@ -55,8 +55,9 @@ ROWS = [
     ("deleting, node briefly not ready", wl(deleting=True, state="running"), node(False, NOW - 10), d.WAIT, None),
     ("deleting, node lost for good", wl(deleting=True, state="running"), node(False, NOW - 301), d.RELEASE, None),
     ("deleting, node object gone", wl(deleting=True, state="running"), None, d.RELEASE, None),
-    ("first sight: add finalizer", wl(finalizer=False), node(), d.ADD_FINALIZER, None),
+    ("bound without finalizer: add it first", wl(finalizer=False), node(), d.ADD_FINALIZER, None),
     ("not scheduled yet", wl(bound=False), None, d.NONE, None),
+    ("not scheduled yet, no finalizer needed", wl(bound=False, finalizer=False), None, d.NONE, None),
     ("node not ready", wl(state="running"), node(False, NOW - 10), d.WAIT, None),
     ("desired Stopped, running", wl(state="running", spec={"desiredState": "Stopped"}), node(), d.STOP, None),
     ("desired Stopped, exited", wl(state="exited", spec={"desiredState": "Stopped"}, exitCode=0), node(), d.NONE,
@@ -98,6 +99,16 @@ def test_decision_table(name: str, workload: Resource, node_obj: Resource | None
                         phase: str | None) -> None:
     decision = d.decide(workload, node_obj, NOW, POLICY)
     assert (decision.action, decision.phase) == (action, phase), decision.reason
+
+
+def test_passing_states_are_quiet_and_the_rest_are_recorded() -> None:
+    """Quiet decisions are not written: lastReconcile keeps the last action taken."""
+    quiet = [d.decide(wl(bound=False), None, NOW, POLICY), d.decide(wl(state="running"), node(), NOW, POLICY),
+             d.decide(wl(lastAction=last_action("create", NOW - 5)), node(), NOW, POLICY)]
+    assert all(decision.quiet for decision in quiet), [decision.reason for decision in quiet]
+    loud = [d.decide(wl(state="running"), node(False, NOW - 10), NOW, POLICY),
+            d.decide(wl(state="exited", exitCode=3, spec={"restartPolicy": "Never"}), node(), NOW, POLICY)]
+    assert not any(decision.quiet for decision in loud)
 
 
 def test_node_lost_release_warns() -> None:

@@ -196,3 +196,28 @@ async def _all_running(store: ObjectStore, names: list[str]) -> bool:
 async def _reconciled(store: ObjectStore, name: str) -> Resource | None:
     obj = await get(store, name)
     return obj if obj.status.get("lastReconcile") and obj.status.get("lastAction") else None
+
+
+async def test_running_workload_is_not_rewritten_and_records_observed_generation(
+        store: ObjectStore, etcd: Etcd, hollow_node: NodeFactory, controllers: ManagerFactory) -> None:
+    await hollow_node("n1")
+    manager = await controllers(full_pass_seconds=3600)
+    await store.create(workload("quiet"))
+    obj = await eventually(lambda: in_phase(store, "quiet", "Running", containerState="running"), what="Running")
+    assert obj.status["observedGeneration"] == obj.metadata.generation  # the bind bumped it; create acted on it
+    assert obj.status["lastReconcile"]["action"] == "create"  # "container is running" is not an action
+    reconciler = next(c for c in manager.controllers if c.name == "reconciler")
+    before = reconciler.stats.last.started
+    await etcd.put(TRIGGER_KEY, b"now")  # a full pass over a Running workload …
+    await eventually(lambda: _true(reconciler.stats.last.started != before), what="a full pass")
+    again = await get(store, "quiet")
+    assert again.metadata.resourceVersion == obj.metadata.resourceVersion  # … writes nothing
+
+    await store.modify("Workload", "default", "quiet", lambda o: o.spec.update(service={"name": "quiet"}))
+    changed = await get(store, "quiet")  # a spec change with nothing to do for the container
+
+    async def observed() -> Resource | None:
+        current = await get(store, "quiet")
+        return current if current.status.get("observedGeneration") == changed.metadata.generation else None
+
+    await eventually(observed, what="the new generation observed")

@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 from controller_support import ManagerFactory, eventually, workload
 
+from persys.controllers.conditions import FINALIZER
 from persys.controllers.events import events_for
-from persys.controllers.scheduler import Request, Verdict, assess, choose, failure_message
+from persys.controllers.scheduler import NodeUsage, Request, Verdict, assess, choose, failure_message
 from persys.errors import NotFound
 from persys.resources import REGISTRY, Resource
 from persys.resources.model import now_iso
@@ -53,6 +54,27 @@ def test_choose_least_allocated() -> None:
     assert choose(verdicts) == verdicts[1]
     assert choose([Verdict("b", (), 0.0, 1), Verdict("a", (), 0.0, 1), Verdict("c", (), 0.0, 0)]).node == "c"
     assert choose([Verdict("x", ("unschedulable",))]) is None
+
+
+def test_node_usage_follows_events_incrementally() -> None:
+    usage = NodeUsage()
+    a = workload("a", resources={"cpu": "500m", "memory": "64Mi"})
+    usage.update(a.key, a)
+    assert usage.totals == {}  # unbound: takes no room
+    a.spec["nodeName"] = "n1"
+    usage.update(a.key, a)
+    b = workload("b", nodeName="n1", resources={"cpu": "250m"})
+    usage.update(b.key, b)
+    assert usage.totals == {"n1": (Request(750, 64 * 2**20), 2)}
+    moved = a.copy()
+    moved.spec["nodeName"] = "n2"
+    usage.update(a.key, moved)  # the old contribution leaves n1, the new one lands on n2
+    assert usage.totals == {"n1": (Request(250, 0), 1), "n2": (Request(500, 64 * 2**20), 1)}
+    stopped = b.copy()
+    stopped.spec["desiredState"] = "Stopped"
+    usage.update(b.key, stopped)
+    usage.update(a.key, None)  # deleted
+    assert usage.totals == {}
 
 
 async def bound_nodes(store: ObjectStore, names: list[str]) -> dict[str, str] | None:
@@ -131,3 +153,26 @@ async def test_reapplying_a_manifest_keeps_the_binding_and_the_finalizer(store: 
     await store.replace(workload("bound"))  # once deleting, a write without the finalizer releases it
     with pytest.raises(NotFound):
         await store.get("Workload", "default", "bound")
+
+
+async def test_concurrent_bindings_never_overcommit_and_add_the_finalizer(
+        store: ObjectStore, controllers: ManagerFactory) -> None:
+    await add_node(store, node("n1", cpu="1500m", memory="4Gi"))
+    await add_node(store, node("n2", cpu="1500m", memory="4Gi"))
+    names = [f"w{i}" for i in range(8)]  # room for 6: three on each node
+    for name in names:
+        await store.create(workload(name, resources={"cpu": "500m"}))
+    await controllers(controllers=["scheduler"])  # all eight at once, to several workers
+
+    async def settled() -> list[Resource] | None:
+        objs = [await store.get("Workload", "default", name) for name in names]
+        bound = [o for o in objs if o.spec.get("nodeName")]
+        failed = [o for o in objs if not o.spec.get("nodeName") and o.status.get("phase") == "Pending"
+                  and "insufficient cpu" in str(o.status.get("message"))]
+        return objs if len(bound) == 6 and len(failed) == 2 else None
+
+    objs = await eventually(settled, what="six bound, two unschedulable")
+    placed = [o.spec["nodeName"] for o in objs if o.spec.get("nodeName")]
+    assert placed.count("n1") == 3 and placed.count("n2") == 3
+    assert all(FINALIZER in o.metadata.finalizers for o in objs if o.spec.get("nodeName"))
+    assert all(not o.metadata.finalizers for o in objs if not o.spec.get("nodeName"))  # nothing to guard yet

@@ -110,3 +110,34 @@ async def test_etcd_down_fails_fast_then_recovers(own_etcd: EtcdServer) -> None:
     else:
         pytest.fail("store did not recover after etcd came back")
     await store.etcd.close()
+
+
+def event(name: str) -> Resource:
+    return REGISTRY.parse({"kind": "Event", "metadata": {"name": name},
+                           "spec": {"involvedObject": {"kind": "Workload", "name": "web"}, "reason": "Test"}})
+
+
+async def test_events_share_one_lease_and_keep_it_when_bumped(store: ObjectStore, etcd: Etcd) -> None:
+    for name in ("e1", "e2"):
+        await store.create(event(name))
+    first, second = await etcd.get("/persys/registry/events/default/e1"), \
+        await etcd.get("/persys/registry/events/default/e2")
+    assert first is not None and second is not None
+    assert first.lease and first.lease == second.lease  # one lease for both, not one each
+    await store.modify("Event", "default", "e1", lambda e: e.spec.update(count=2))
+    bumped = await etcd.get("/persys/registry/events/default/e1")
+    assert bumped is not None and bumped.lease == first.lease  # a rewrite does not detach it from its lease
+    plain = await store.create(workload("web"))
+    kv = await etcd.get(f"/persys/registry/workloads/default/{plain.metadata.name}")
+    assert kv is not None and not kv.lease  # kinds without a TTL never get one
+
+
+async def test_a_revoked_shared_lease_is_replaced(store: ObjectStore, etcd: Etcd) -> None:
+    await store.create(event("e1"))
+    kv = await etcd.get("/persys/registry/events/default/e1")
+    assert kv is not None and kv.lease
+    await etcd.revoke_lease(kv.lease)  # gone under the store's feet: e1 goes with it
+    assert await etcd.get("/persys/registry/events/default/e1") is None
+    await store.create(event("e2"))
+    fresh = await etcd.get("/persys/registry/events/default/e2")
+    assert fresh is not None and fresh.lease and fresh.lease != kv.lease
