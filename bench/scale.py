@@ -69,9 +69,13 @@ async def rate(count: int, concurrency: int, op: Callable[[int], Awaitable[objec
 
 
 def free_port_range(count: int) -> int:
-    """A first port P such that P … P+count-1 are all free on 127.0.0.1."""
+    """A first port P such that P … P+count-1 are all free on 127.0.0.1.
+
+    Below Linux's ephemeral range (32768-60999), so that the connections opened between this
+    check and the agents' start (etcd, API clients) cannot take one of these ports meanwhile.
+    """
     for _ in range(200):
-        base = secrets.randbelow(20000) + 30000
+        base = secrets.randbelow(12000) + 20000
         try:
             sockets = []
             for port in range(base, base + count):
