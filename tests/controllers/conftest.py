@@ -8,32 +8,21 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
-from controller_support import FAST, SECRET, HollowNode, ManagerFactory, NodeFactory
+from controller_support import FAST, SECRET, HollowNode, ManagerFactory, NodeFactory, start_hollow_node
 
-from persys.agentd.daemon import Agent, AgentConfig
-from persys.agentd.simulated import SimulatedRuntime, SimulationConfig
 from persys.controllers import ControllersConfig, build_manager
 from persys.runtime import Manager
 from persys.store import ObjectStore
-from persys.store.server import EtcdServer, free_port
+from persys.store.server import EtcdServer
 
 
 @pytest.fixture
 async def hollow_node(store: ObjectStore) -> AsyncIterator[NodeFactory]:
     nodes: list[HollowNode] = []
 
-    async def start(name: str, *, labels: dict[str, str] | None = None, start_latency: float = 0.0,
-                    exit_after: float | None = None, capacity: dict[str, str] | None = None) -> HollowNode:
-        sim = SimulationConfig(start_latency=start_latency, exit_after=exit_after)
-        config = AgentConfig(name=name, host="127.0.0.1", port=free_port(), secrets={"default": SECRET},
-                             runtime_factory=lambda n, hub: SimulatedRuntime(n, hub, sim))
-        agent = Agent(config)
-        await agent.start()
-        node = HollowNode(name, agent, store, labels=dict(labels or {}))
-        if capacity:
-            node.capacity = capacity
+    async def start(name: str, **options: Any) -> HollowNode:
+        node = await start_hollow_node(name, store, **options)
         nodes.append(node)
-        await node.register()
         return node
 
     yield start

@@ -9,13 +9,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from persys.agentd.daemon import Agent
-from persys.agentd.simulated import SimulatedRuntime
+from persys.agentd.daemon import Agent, AgentConfig
+from persys.agentd.simulated import SimulatedRuntime, SimulationConfig
 from persys.errors import Conflict
 from persys.resources import REGISTRY, Resource
 from persys.resources.model import now_iso
 from persys.runtime import Manager
 from persys.store import ObjectStore
+from persys.store.server import free_port
 
 SECRET = secrets.token_hex(32).encode()
 
@@ -76,6 +77,21 @@ class HollowNode:
             await asyncio.gather(self.task, return_exceptions=True)
         if self.agent._runner is not None:
             await self.agent.stop()
+
+
+async def start_hollow_node(name: str, store: ObjectStore, *, labels: dict[str, str] | None = None,
+                            start_latency: float = 0.0, exit_after: float | None = None,
+                            capacity: dict[str, str] | None = None) -> HollowNode:
+    """Start a simulated agent on a free port, register its Node and keep its heartbeat going."""
+    sim = SimulationConfig(start_latency=start_latency, exit_after=exit_after)
+    agent = Agent(AgentConfig(name=name, host="127.0.0.1", port=free_port(), secrets={"default": SECRET},
+                              runtime_factory=lambda n, hub: SimulatedRuntime(n, hub, sim)))
+    await agent.start()
+    node = HollowNode(name, agent, store, labels=dict(labels or {}))
+    if capacity:
+        node.capacity = capacity
+    await node.register()
+    return node
 
 
 NodeFactory = Callable[..., Awaitable[HollowNode]]

@@ -29,7 +29,7 @@ from persys.resources import REGISTRY
 from persys.security.paths import HMAC_KEY_ID, HomePaths, read_hmac_secret
 from persys.store import ObjectStore
 from persys.store.server import EtcdServer, free_port
-from tests.observability.nodes import FAST, SECRET, SimNode
+from tests.controllers.controller_support import FAST, SECRET, HollowNode, start_hollow_node
 from tests.observability.scrape import eventually
 from tests.observability.test_tracing import REPO, local_env
 
@@ -116,7 +116,7 @@ async def test_reconcile_lines_carry_trace_and_workload_key(etcd_server: EtcdSer
                                                             capsys: pytest.CaptureFixture[str]) -> None:
     saved = structlog.get_config()
     plog.configure("debug", json_output=True)
-    node = SimNode("log-node", store)
+    node: HollowNode | None = None
     manager = build_manager(etcd_server.url, listen=None, config=ControllersConfig.from_dict(FAST),
                             hmac_secret=SECRET, identity="logs", controllers=("scheduler", "reconciler", "monitor"))
     lines: list[dict[str, Any]] = []
@@ -128,7 +128,7 @@ async def test_reconcile_lines_carry_trace_and_workload_key(etcd_server: EtcdSer
 
     task: asyncio.Task[None] | None = None
     try:
-        await node.start()
+        node = await start_hollow_node("log-node", store)
         task = asyncio.create_task(manager.run(), name="manager-logs")
         await store.create(REGISTRY.parse({"kind": "Workload", "metadata": {"name": "keyed"},
                                            "spec": {"image": "persys/busybox:local"}}))
@@ -138,7 +138,8 @@ async def test_reconcile_lines_carry_trace_and_workload_key(etcd_server: EtcdSer
         if task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(task, 10)
-        await node.stop()
+        if node is not None:
+            await node.stop()
         structlog.configure(**saved)
     assert line["component"] == "reconciler" and len(line["trace_id"]) == 32 and len(line["span_id"]) == 16
     if "key" not in line:

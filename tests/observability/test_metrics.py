@@ -33,7 +33,7 @@ from persys.resources import REGISTRY, Resource
 from persys.resources.model import now_iso
 from persys.store import Etcd, ObjectStore
 from persys.store.server import EtcdServer, free_port
-from tests.observability.nodes import FAST, SECRET, SimNode
+from tests.controllers.controller_support import FAST, SECRET, start_hollow_node
 from tests.observability.scrape import eventually, moved, scrape, value
 from tests.support.cluster import RunningApi
 
@@ -142,7 +142,7 @@ async def _ghost_node(store: ObjectStore, name: str) -> None:
 
 
 async def test_controllers_manager_metrics(etcd_server: EtcdServer, store: ObjectStore) -> None:
-    node = await SimNode("obs-node", store).start()
+    node = await start_hollow_node("obs-node", store)
     config = ControllersConfig.from_dict({**FAST, "watch_stall_seconds": 0.5})
     port = free_port()
     manager = build_manager(etcd_server.url, listen=f"127.0.0.1:{port}", config=config, hmac_secret=SECRET,

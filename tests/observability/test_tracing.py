@@ -24,7 +24,7 @@ from persys.controllers import ControllersConfig, build_manager
 from persys.resources import REGISTRY
 from persys.store import ObjectStore
 from persys.store.server import EtcdServer, free_port
-from tests.observability.nodes import FAST, SECRET, SimNode
+from tests.controllers.controller_support import FAST, SECRET, start_hollow_node
 from tests.observability.scrape import eventually
 from tests.support.cluster import RunningApi
 
@@ -50,7 +50,7 @@ def ancestors(span: ReadableSpan, by_id: dict[int, ReadableSpan]) -> list[str]:
 
 async def test_reconcile_and_agent_operation_share_a_trace(etcd_server: EtcdServer, store: ObjectStore,
                                                            spans: InMemorySpanExporter) -> None:
-    node = await SimNode("trace-node", store).start()
+    node = await start_hollow_node("trace-node", store)
     manager = build_manager(etcd_server.url, listen=None, config=ControllersConfig.from_dict(FAST),
                             hmac_secret=SECRET, identity="trace", controllers=("scheduler", "reconciler", "monitor"))
     task = asyncio.create_task(manager.run(), name="manager-trace")
