@@ -113,6 +113,9 @@ async def wait(client: ApiClient, keys: Sequence[ObjectKey], timeout: float, con
             except TimeoutError:
                 pass
         live.update(_view(rows, outcomes))
+    if not console.is_terminal:
+        console.file.write("\n")  # rich ends a non-terminal Live without one; stderr lines follow
+        console.file.flush()
     failed = []
     for key in keys:
         outcome = outcomes.get(key)
