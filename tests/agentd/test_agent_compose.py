@@ -9,7 +9,7 @@ from pathlib import Path
 
 import aiodocker
 import pytest
-from agent_support import eventually, new_uid
+from agent_support import docker_kill_event, eventually, new_uid
 
 from persys.agentd.git import GitFetcher, validate_repo
 from persys.errors import BadRequest, NotFound
@@ -92,29 +92,8 @@ async def test_compose_up_state_logs_down(tmp_path, start_agent, client_for, doc
 
 async def _killing_a_service_is_reported(client, uid: str, container_id: str) -> None:  # type: ignore[no-untyped-def]
     """Compose containers carry the persys.dev labels, so Docker's events reach the agent's stream."""
-    seen: list[dict] = []  # type: ignore[type-arg]
-
-    async def follow() -> None:
-        async for event in client.events():
-            seen.append(event)
-
-    def has(state: str):  # type: ignore[no-untyped-def]
-        async def probe() -> bool:
-            return any(e["uid"] == uid and e["state"] == state for e in seen)
-        return probe
-
-    follower = asyncio.create_task(follow())
-    try:
-        await eventually(has("running"), what="snapshot of the running project")
-        process = await asyncio.create_subprocess_exec("docker", "kill", container_id,
-                                                       stdout=asyncio.subprocess.DEVNULL)
-        assert await asyncio.wait_for(process.wait(), 30) == 0
-        await eventually(has("exited"), what="exited event after docker kill")
-        exited = next(e for e in seen if e["uid"] == uid and e["state"] == "exited")
-        assert exited["exitCode"] == 137 and "(137)" in exited["message"]
-    finally:
-        follower.cancel()
-        await asyncio.gather(follower, return_exceptions=True)
+    exited = await docker_kill_event(client, uid, container_id)
+    assert exited["exitCode"] == 137 and "(137)" in exited["message"]
 
 
 @pytest.mark.parametrize(("compose", "message"), [

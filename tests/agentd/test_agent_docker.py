@@ -6,7 +6,7 @@ import asyncio
 
 import aiodocker
 import pytest
-from agent_support import eventually, new_uid, workload
+from agent_support import docker_kill_event, eventually, new_uid, workload
 
 from persys.errors import NotFound
 from persys.resources.hashing import spec_hash
@@ -87,29 +87,8 @@ async def test_event_stream_reports_docker_kill(start_agent, client_for, docker_
     client = client_for(agent)
     uid = new_uid()
     await client.wait(await client.apply(workload(uid, agent.config.name)), 30)
-    seen: list[dict] = []  # type: ignore[type-arg]
-
-    async def follow() -> None:
-        async for event in client.events():
-            seen.append(event)
-
-    def has(state: str):  # type: ignore[no-untyped-def]
-        async def probe() -> bool:
-            return any(e["uid"] == uid and e["state"] == state for e in seen)
-        return probe
-
-    follower = asyncio.create_task(follow())
-    try:
-        await eventually(has("running"), what="snapshot of the running container")
-        process = await asyncio.create_subprocess_exec("docker", "kill", f"persys-{uid}",
-                                                       stdout=asyncio.subprocess.DEVNULL)
-        assert await asyncio.wait_for(process.wait(), 30) == 0
-        await eventually(has("exited"), what="exited event after docker kill")
-        exited = next(e for e in seen if e["uid"] == uid and e["state"] == "exited")
-        assert exited["exitCode"] == 137 and exited["type"] == "state" and exited["time"]
-    finally:
-        follower.cancel()
-        await asyncio.gather(follower, return_exceptions=True)
+    exited = await docker_kill_event(client, uid, f"persys-{uid}")
+    assert exited["exitCode"] == 137 and exited["type"] == "state" and exited["time"]
 
 
 async def test_agent_restart_recovers_without_relaunching(start_agent, client_for, docker_runtime) -> None:  # type: ignore[no-untyped-def]
