@@ -20,12 +20,14 @@ from persys.controllers.conditions import RECONCILE_REQUESTED
 from persys.controllers.reconciler import TRIGGER_KEY
 from persys.controllers.stats import load_stats
 from persys.errors import BadRequest, Cause, Invalid, NotFound
+from persys.httpedge import read_json
 from persys.resources import Resource, now_iso
 from persys.resources.kinds import WORKLOAD
+from persys.resources.phase import DesiredState
 from persys.resources.schema import check_dns1123
 from persys.store import ObjectStore
 
-DESIRED_STATES = ("Running", "Stopped")
+DESIRED_STATES = tuple(state.value for state in DesiredState)
 
 EMPTY_STATS: dict[str, Any] = {"totalProcessed": 0, "needingReconciliation": 0, "errors": 0, "successRate": 1.0,
                                "actions": {}, "lastPass": {"start": None, "end": None, "durationSeconds": None},
@@ -77,10 +79,7 @@ async def reconcile_one(request: web.Request) -> web.Response:
 
 
 async def _desired_state(request: web.Request) -> str:
-    try:
-        body = json.loads(await request.read() or b"null")
-    except ValueError as e:
-        raise BadRequest(f"body is not JSON: {e}") from e
+    body = await read_json(request, "body")
     if not isinstance(body, dict):
         raise BadRequest('body must be an object like {"desiredState": "Stopped"}')
     value = body.get("desiredState")

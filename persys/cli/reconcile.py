@@ -15,6 +15,7 @@ import click
 from persys.cli.printing import click_echo
 from persys.cli.session import call, client_options, option
 from persys.client import ApiClient
+from persys.resources.phase import DesiredState
 
 
 def _format_stats(data: dict[str, Any]) -> str:
@@ -93,5 +94,5 @@ def _desired_state_command(state: str, verb: str) -> click.Command:
     return command
 
 
-stop = _desired_state_command("Stopped", "stop")
-start = _desired_state_command("Running", "start")
+stop = _desired_state_command(DesiredState.STOPPED, "stop")
+start = _desired_state_command(DesiredState.RUNNING, "start")

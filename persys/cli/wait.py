@@ -19,6 +19,7 @@ from rich.table import Table
 from persys.client import ApiClient
 from persys.errors import Unavailable
 from persys.resources import ObjectKey, Resource
+from persys.resources.phase import DesiredState, Phase
 
 
 @dataclass
@@ -32,23 +33,23 @@ class Outcome:
 
 def judge(obj: Resource) -> Outcome:
     """Has this workload reached the phase its spec asks for?"""
-    phase = str(obj.status.get("phase") or "Pending")
+    phase = str(obj.status.get("phase") or Phase.PENDING)
     message = str(obj.status.get("message") or "")
     if obj.status.get("observedGeneration", obj.metadata.generation) < obj.metadata.generation:
         return Outcome(False, False, f"{phase} (spec change not yet observed)")
-    if obj.spec.get("desiredState") == "Stopped":
-        return Outcome(phase == "Stopped", False, phase)
+    if obj.spec.get("desiredState") == DesiredState.STOPPED:
+        return Outcome(phase == Phase.STOPPED, False, phase)
     job = obj.spec.get("restartPolicy") in ("OnFailure", "Never")
-    if job and phase == "Exited":
+    if job and phase == Phase.EXITED:
         code = obj.status.get("exitCode")
         if code == 0:
             return Outcome(True, True, "Exited 0")
         final = obj.spec.get("restartPolicy") == "Never"
         return Outcome(False, final, f"Exited {code}" + (f": {message}" if message else ""))
-    if phase == "Failed":
-        return Outcome(False, True, f"Failed: {message}" if message else "Failed")
-    if phase == "Running" and not job:
-        return Outcome(True, False, "Running")
+    if phase == Phase.FAILED:
+        return Outcome(False, True, f"{phase}: {message}" if message else phase)
+    if phase == Phase.RUNNING and not job:
+        return Outcome(True, False, phase)
     return Outcome(False, False, f"{phase}: {message}" if message else phase)
 
 
@@ -58,7 +59,7 @@ def _view(rows: dict[ObjectKey, Resource | None], outcomes: dict[ObjectKey, Outc
         table.add_column(column)
     for key, obj in sorted(rows.items()):
         outcome = outcomes.get(key)
-        phase = str(obj.status.get("phase", "Pending")) if obj else "<not found>"
+        phase = str(obj.status.get("phase", Phase.PENDING)) if obj else "<not found>"
         restarts = str(obj.status.get("restarts", 0)) if obj else ""
         mark = "[green]converged[/]" if outcome and outcome.converged else (outcome.reason if outcome else "")
         table.add_row(key.name, phase, restarts, mark)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from persys.resources.model import Resource
+from persys.runtime.clock import from_iso
 
 FINALIZER = "persys.dev/container"
 RECONCILE_REQUESTED = "persys.dev/reconcile-requested"
@@ -37,6 +38,17 @@ def node_ready(node: Resource | None) -> bool:
         return False
     cond = get_condition(node.status, "Ready")
     return cond is not None and cond.get("status") == "True"
+
+
+def node_lost_in(node: Resource | None, now: float, timeout: float) -> float | None:
+    """Seconds until a NotReady node counts as lost (≤ 0: lost; no Node object: lost now); None if Ready."""
+    if node is None:
+        return 0.0
+    if node_ready(node):
+        return None
+    cond = get_condition(node.status, "Ready") or {}
+    since = from_iso(cond.get("lastTransitionTime")) or from_iso(node.status.get("lastHeartbeatTime"))
+    return since + timeout - now if since is not None else None
 
 
 def node_labels(node: Resource) -> dict[str, str]:

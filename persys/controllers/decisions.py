@@ -1,28 +1,31 @@
 """The reconciler's decision table: (desired, actual, now) → one action, as a pure function.
 
 Desired is the workload's spec (image, desiredState, restartPolicy, back-off), its finalizers
-and deletion mark; actual is what the monitor recorded from the agent (``status.containerState``,
-``specHash``, exit code and times) plus the reconciler's own memory (``status.lastAction``,
-``consecutiveFailures``). Nothing here does I/O, so each row is tested directly.
+and deletion mark; actual is what the status controller recorded from the agent
+(``status.containerState``, ``containerReason``, ``specHash``, exit code and times) plus the
+reconciler's own memory (``status.lastAction``, ``consecutiveFailures``). A launch that failed
+(image pull, container create) backs off like a crash. Decisions never set a phase: the phase is
+derived (``phase.py``). Nothing here does I/O, so each row is tested directly.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
-from persys.controllers.conditions import FINALIZER, get_condition, node_ready
+from persys.controllers.conditions import FINALIZER, node_lost_in, node_ready
+from persys.controllers.phase import launch_failure, observed_state
 from persys.resources.hashing import spec_hash
 from persys.resources.model import Resource
+from persys.resources.phase import LIVE, TRANSITIONAL, ContainerState, DesiredState
+from persys.runtime.backoff import delay_for
 from persys.runtime.clock import from_iso
 
 NONE, WAIT, ADD_FINALIZER, RELEASE = "none", "wait", "add-finalizer", "release"
 CREATE, RECREATE, START, RESTART, STOP, DELETE = "create", "recreate", "start", "restart", "stop", "delete"
 AGENT_ACTIONS = (CREATE, RECREATE, START, RESTART, STOP, DELETE)
 LAUNCHES = (CREATE, RECREATE, START, RESTART)
-
-LIVE = ("running", "paused")
-TRANSITIONAL = ("created", "restarting")
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,6 @@ class Decision:
 
     action: str
     reason: str
-    phase: str | None = None            # phase to record, None: leave it
     requeue_after: float | None = None  # look again after this many seconds
     failures: int | None = None         # consecutive failures to record with a restart
     backoff_until: float | None = None
@@ -53,32 +55,34 @@ class Decision:
 def backoff_delay(failures: int, initial: float, maximum: float) -> float:
     """The wait before restart number ``failures + 1``: none for the first (a one-off crash heals at
     once, as the kubelet does), then 10 s, 20 s, 40 s, … capped for a crash loop."""
-    if failures <= 0:
-        return 0.0
-    return float(min(initial * 2 ** (failures - 1), maximum))
+    return delay_for(failures, initial, maximum)
 
 
 def _backoff_bounds(spec: dict[str, Any], policy: Policy) -> tuple[float, float]:
     override = spec.get("backoff") or {}
-    initial = float(override.get("initialSeconds", policy.backoff_initial))
-    maximum = float(override.get("maxSeconds", max(policy.backoff_max, initial)))
-    return initial, maximum
+    initial = _finite(override.get("initialSeconds"), policy.backoff_initial)
+    maximum = _finite(override.get("maxSeconds"), max(policy.backoff_max, initial))
+    return initial, max(maximum, initial)
+
+
+def _finite(value: Any, default: float) -> float:
+    """A positive finite number of seconds from a spec, or the default (the API refuses others; old data may not)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return default
+    return number if math.isfinite(number) and number > 0 else default
 
 
 def node_lost(node: Resource | None, now: float, policy: Policy) -> bool:
     """Gone for good: no Node object, or NotReady for longer than the node-lost timeout."""
-    if node is None:
-        return True
-    if node_ready(node):
-        return False
-    cond = get_condition(node.status, "Ready") or {}
-    since = from_iso(cond.get("lastTransitionTime")) or from_iso(node.status.get("lastHeartbeatTime"))
-    return since is not None and now - since >= policy.node_lost_timeout
+    lost_in = node_lost_in(node, now, policy.node_lost_timeout)
+    return lost_in is not None and lost_in <= 0
 
 
 def decide(workload: Resource, node: Resource | None, now: float, policy: Policy) -> Decision:
     """The one action that brings ``workload`` closer to what its spec says."""
-    meta, spec, status = workload.metadata, workload.spec, workload.status
+    meta, spec = workload.metadata, workload.spec
     if meta.deletionTimestamp:
         return _deleting(workload, node, now, policy)
     if not spec.get("nodeName"):
@@ -87,19 +91,12 @@ def decide(workload: Resource, node: Resource | None, now: float, policy: Policy
         return Decision(ADD_FINALIZER, "guard the container with a finalizer before creating it", requeue_after=0)
     if not node_ready(node):
         return Decision(WAIT, f"node {spec['nodeName']} is not ready")
-    state = _observed_state(workload)
-    decision = _stopped(status, state) if spec.get("desiredState") == "Stopped" else \
+    state = observed_state(workload)
+    if state == ContainerState.UNKNOWN:
+        return Decision(WAIT, f"waiting for node {spec['nodeName']} to report")
+    decision = _stopped(state) if spec.get("desiredState") == DesiredState.STOPPED else \
         _running(workload, state, now, policy)
     return _with_grace(workload, decision, now, policy)
-
-
-def _observed_state(workload: Resource) -> str | None:
-    """The container state on the bound node; None when none was ever reported there."""
-    status = workload.status
-    if status.get("nodeName") and status["nodeName"] != workload.spec.get("nodeName"):
-        return None
-    state = status.get("containerState")
-    return str(state) if state else None
 
 
 def _deleting(workload: Resource, node: Resource | None, now: float, policy: Policy) -> Decision:
@@ -108,8 +105,8 @@ def _deleting(workload: Resource, node: Resource | None, now: float, policy: Pol
         return Decision(NONE, "being deleted; not ours to hold")
     if not workload.spec.get("nodeName"):
         return Decision(RELEASE, "never scheduled: nothing to remove")
-    state = _observed_state(workload)
-    if state == "missing" or (state is None and not status.get("lastAction")):
+    state = observed_state(workload)
+    if state == ContainerState.MISSING or (state is None and not status.get("lastAction")):
         return Decision(RELEASE, "no container to remove")
     if not node_ready(node):
         if node_lost(node, now, policy):
@@ -120,17 +117,25 @@ def _deleting(workload: Resource, node: Resource | None, now: float, policy: Pol
     return Decision(DELETE, "being deleted: remove the container")
 
 
-def _stopped(status: dict[str, Any], state: str | None) -> Decision:
+def _stopped(state: ContainerState | None) -> Decision:
     if state in LIVE or state in TRANSITIONAL:
         return Decision(STOP, f"desired Stopped, container is {state}")
-    return Decision(NONE, "stopped as desired", phase="Stopped")
+    return Decision(NONE, "stopped as desired")
 
 
-def _running(workload: Resource, state: str | None, now: float, policy: Policy) -> Decision:
+def _running(workload: Resource, state: ContainerState | None, now: float, policy: Policy) -> Decision:
     spec, status = workload.spec, workload.status
+    if state == ContainerState.PULLING:
+        return Decision(NONE, "the agent is pulling the image", quiet=True)
+    failure = launch_failure(workload)
+    if failure is not None:
+        if (status.get("lastAction") or {}).get("generation") != workload.metadata.generation:
+            return Decision(RECREATE, f"spec changed after a failed launch ({failure.value})")
+        return _retry(workload, f"launch failed ({failure.value}): {status.get('containerMessage') or ''}".rstrip(),
+                      RECREATE, now, policy)
     if state is None:
         return Decision(CREATE, f"no container on node {spec['nodeName']} yet")
-    if state in ("missing", "dead"):
+    if state in (ContainerState.MISSING, ContainerState.DEAD):
         return Decision(RECREATE, f"container is {state}")
     if status.get("specHash") and status["specHash"] != spec_hash(spec):
         return Decision(RECREATE, "spec changed")
@@ -149,20 +154,25 @@ def _exited(workload: Resource, now: float, policy: Policy) -> Decision:
         return Decision(START, "desired Running again after a stop")
     restart_policy = spec.get("restartPolicy", "Always")
     if restart_policy == "Never" or (restart_policy == "OnFailure" and code == 0):
-        phase = "Failed" if code not in (0, None) else "Exited"
-        return Decision(NONE, f"exited with {code}; restartPolicy {restart_policy}", phase=phase)
+        return Decision(NONE, f"exited with {code}; restartPolicy {restart_policy}")
+    return _retry(workload, f"exited with {code}; restartPolicy {restart_policy}", RESTART, now, policy)
+
+
+def _retry(workload: Resource, why: str, action: str, now: float, policy: Policy) -> Decision:
+    """Act again after the back-off for one more consecutive failure (the first retry is at once)."""
+    spec, status = workload.spec, workload.status
     started, finished = from_iso(status.get("startedAt")), from_iso(status.get("finishedAt"))
     failures = int(status.get("consecutiveFailures") or 0)
     initial, maximum = _backoff_bounds(spec, policy)
-    if started is not None and finished is not None and finished - started >= policy.backoff_reset:
+    if action == RESTART and started is not None and finished is not None \
+            and finished - started >= policy.backoff_reset:
         failures = 0  # it ran long enough: this is a fresh failure, not a crash loop
     delay = backoff_delay(failures, initial, maximum)
     base = finished or from_iso(status.get("lastSeenTime")) or now
     ready = base + delay
     if now < ready:
-        return Decision(WAIT, f"back-off {delay:g}s restarting failed container (exit code {code})",
-                        phase="CrashLoopBackOff", requeue_after=ready - now, backoff_until=ready)
-    return Decision(RESTART, f"exited with {code}; restartPolicy {restart_policy}", failures=failures + 1)
+        return Decision(WAIT, f"back-off {delay:g}s: {why}", requeue_after=ready - now, backoff_until=ready)
+    return Decision(action, why, failures=failures + 1)
 
 
 def _with_grace(workload: Resource, decision: Decision, now: float, policy: Policy) -> Decision:
@@ -177,7 +187,7 @@ def _with_grace(workload: Resource, decision: Decision, now: float, policy: Poli
     if remaining <= 0:
         return decision
     finished = from_iso(workload.status.get("finishedAt"))
-    if decision.action == RESTART and finished is not None and finished > acted:
-        return decision  # a new exit after our action: a real crash, back-off already applied
+    if decision.action in (RESTART, RECREATE) and finished is not None and finished > acted:
+        return decision  # a new exit or failed launch after our action: back-off already applied
     return Decision(WAIT, f"waiting for the agent to report {last.get('action')} ({remaining:.1f}s of grace left)",
                     requeue_after=remaining, quiet=True)

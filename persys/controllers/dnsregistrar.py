@@ -15,13 +15,15 @@ longer in the cache, so records orphaned while nobody was leading are removed to
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from persys.dns.records import DEFAULT_TTL, node_ip, owner_of, workload_records, zone_prefix
 from persys.errors import NotLeader
 from persys.resources.kinds import NODE, WORKLOAD
 from persys.resources.model import ObjectKey, Resource
-from persys.runtime.controller import Controller, Result
+from persys.resources.phase import DesiredState, Phase
+from persys.runtime.controller import Controller, Result, Watch
+from persys.runtime.informer import DELETED, IndexFunc
 from persys.runtime.manager import Manager
 
 BY_RUNNING_NODE = "dns/running-node"
@@ -38,7 +40,8 @@ def running_node(workload: Resource) -> list[str]:
 def serving(workload: Resource | None) -> bool:
     """Whether ``workload`` should be in DNS: Running, wanted running, not being deleted, with a service."""
     return (workload is not None and not workload.metadata.deletionTimestamp
-            and workload.status.get("phase") == "Running" and workload.spec.get("desiredState") != "Stopped"
+            and workload.status.get("phase") == Phase.RUNNING
+            and workload.spec.get("desiredState") != DesiredState.STOPPED
             and bool((workload.spec.get("service") or {}).get("name")))
 
 
@@ -59,19 +62,21 @@ class DnsRegistrar(Controller):
             self.resync_period = resync_period
         self._index: dict[Owner, dict[str, bytes]] | None = None
 
+    def indexes(self) -> Mapping[str, IndexFunc]:
+        return {BY_RUNNING_NODE: running_node}
+
+    def watches(self) -> Sequence[Watch]:
+        return (Watch(NODE.kind, self._node_keys),)
+
     def declare(self) -> None:
-        self.nodes = self.manager.informer(NODE.kind)
-        self.cache.add_index(BY_RUNNING_NODE, running_node)
+        self.nodes = self.informer(NODE.kind)
 
     def setup(self) -> None:
         self._index = None  # leadership (re)starts: etcd may have changed while another process led
-        self.cache.add_handler(self.enqueue_handler, owner=self)
-        self.nodes.add_handler(self._on_node, owner=self)
 
-    def _on_node(self, event_type: str, obj: Resource, old: Resource | None) -> None:
-        if old is None or event_type == "DELETED" or node_ip(old) != node_ip(obj):
-            for workload in self.cache.by_index(BY_RUNNING_NODE, obj.metadata.name):
-                self.queue.add(workload.key)
+    def _node_keys(self, event_type: str, obj: Resource, old: Resource | None) -> Iterator[ObjectKey]:
+        if old is None or event_type == DELETED or node_ip(old) != node_ip(obj):
+            yield from (w.key for w in self.cache.by_index(BY_RUNNING_NODE, obj.metadata.name))
 
     def on_resync(self) -> None:
         self._index = None

@@ -1,4 +1,4 @@
-"""``build_manager``: Persys's controllers (scheduler, reconciler, monitor) in one manager.
+"""``build_manager``: Persys's controllers (scheduler, reconciler, status, monitor) in one manager.
 
 ``persys controllers`` runs what this returns; ``persys up`` runs it in-process next to the
 API, DNS and an agent.
@@ -14,6 +14,7 @@ from persys.controllers.config import ControllersConfig
 from persys.controllers.monitor import Monitor
 from persys.controllers.reconciler import Reconciler
 from persys.controllers.scheduler import Scheduler
+from persys.controllers.status import StatusController
 from persys.resources.kinds import REGISTRY
 from persys.resources.registry import Registry
 from persys.runtime.clock import Clock
@@ -21,7 +22,7 @@ from persys.runtime.manager import Manager
 from persys.security.paths import HMAC_KEY_ID, HomePaths, default_home, read_hmac_secret
 from persys.store.etcd import Etcd
 
-ALL_CONTROLLERS = ("scheduler", "reconciler", "monitor")
+ALL_CONTROLLERS = ("scheduler", "reconciler", "status", "monitor")
 
 Extra = Callable[[Manager], None]
 
@@ -59,11 +60,13 @@ def build_manager(etcd_endpoints: str | Sequence[str], *, home: Path | None = No
     agents = AgentPool(HMAC_KEY_ID, hmac_secret, timeout=config.agent_timeout)
     manager.on_close(agents.close)
     if "scheduler" in controllers:
-        manager.add(Scheduler(retry_seconds=config.schedule_retry_seconds))
+        manager.add(Scheduler(retry_seconds=config.schedule_retry_seconds, node_lost_timeout=config.node_lost_timeout))
     if "reconciler" in controllers:
         manager.add(Reconciler(agents, config))
+    if "status" in controllers:
+        manager.add(StatusController(agents, config))
     if "monitor" in controllers:
-        manager.add(Monitor(agents, config))
+        manager.add(Monitor(config))
     for add in extra:
         add(manager)
     return manager

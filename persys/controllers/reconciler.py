@@ -5,12 +5,19 @@ restart, stop, delete, finalizer bookkeeping), records it in ``status.lastAction
 ``status.lastReconcile``, emits Events and counts everything in ``ReconcileStats``. Event
 driven (workload and node changes), plus a full pass every ``full_pass_seconds`` and whenever
 ``/persys/triggers/reconciler`` is written (``POST /reconciliation/trigger``).
+
+It owns the fields it decides (``lastAction``, ``lastReconcile``, ``backoffUntil``,
+``consecutiveFailures``, ``restarts``, ``observedGeneration``) and never what the agent reports.
+Its own writes are expectations: until the cache shows them it decides on the object its write
+produced, so a monitor report arriving first can never make it launch twice. A first launch
+goes straight to the agent; only a relaunch after an earlier one asks the agent whether that
+one is still running.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from persys.agentclient import AgentClient
@@ -19,14 +26,17 @@ from persys.controllers.agents import AgentPool
 from persys.controllers.conditions import BY_NODE, FINALIZER, node_ready, workload_node
 from persys.controllers.config import ControllersConfig
 from persys.controllers.events import BACKOFF, CREATED, KILLING, NORMAL, RESTARTED, WARNING, EventRecorder
-from persys.controllers.observer import observed_fields
+from persys.controllers.phase import refresh_phase
 from persys.controllers.stats import ReconcileStats, load_stats, save_stats
 from persys.errors import Gone, NotFound, NotLeader, PersysError, StoreUnavailable
 from persys.resources.hashing import spec_hash
 from persys.resources.kinds import NODE, SECRET, WORKLOAD
 from persys.resources.model import ObjectKey, Resource
-from persys.runtime.clock import from_iso, to_iso
-from persys.runtime.controller import Controller, Result
+from persys.runtime.backoff import Backoff
+from persys.runtime.clock import to_iso
+from persys.runtime.controller import Controller, Result, Watch
+from persys.runtime.expectations import Expectations, fresher
+from persys.runtime.informer import DELETED, IndexFunc
 
 TRIGGER_KEY = "/persys/triggers/reconciler"
 PENDING_OPERATION = ("queued", "running")
@@ -51,21 +61,28 @@ class Reconciler(Controller):
                                node_lost_timeout=self.config.node_lost_timeout)
         self.stats = ReconcileStats()
         self._pass_done = asyncio.Event()
-        self._last_actions: dict[ObjectKey, tuple[str, dict[str, Any]]] = {}
+
+    def indexes(self) -> Mapping[str, IndexFunc]:
+        return {BY_NODE: workload_node}
+
+    def watches(self) -> Sequence[Watch]:
+        return (Watch(NODE.kind, self._node_keys),)
 
     def declare(self) -> None:
-        self.nodes = self.manager.informer(NODE.kind)
-        self.cache.add_index(BY_NODE, workload_node)
+        self.nodes = self.informer(NODE.kind)
         self.recorder = EventRecorder(self.store, "reconciler", clock=self.clock)
+        self.written: Expectations[Resource] = Expectations(ttl=self.policy.grace * 2, clock=self.clock)
 
     def setup(self) -> None:
-        self.cache.add_handler(self.enqueue_handler, owner=self)
-        self.nodes.add_handler(self._on_node, owner=self)
+        self.written.clear()
 
-    def _on_node(self, event_type: str, node: Resource, old: Resource | None) -> None:
-        if old is None or event_type == "DELETED" or node_ready(node) != node_ready(old):
-            for workload in self.cache.by_index(BY_NODE, node.metadata.name):
-                self.queue.add(workload.key)
+    def enqueue_handler(self, event_type: str, obj: Resource, old: Resource | None) -> None:
+        self.written.observe(obj, deleted=event_type == DELETED)
+        self.queue.add(obj.key)
+
+    def _node_keys(self, event_type: str, node: Resource, old: Resource | None) -> Iterator[ObjectKey]:
+        if old is None or event_type == DELETED or node_ready(node) != node_ready(old):
+            yield from (w.key for w in self.cache.by_index(BY_NODE, node.metadata.name))
 
     def runnables(self) -> list[tuple[str, Any]]:
         return [("trigger", self._watch_trigger()), ("stats", self._persist_stats())]
@@ -84,10 +101,9 @@ class Reconciler(Controller):
 
     async def reconcile(self, key: ObjectKey) -> Result:
         try:
-            workload = self.cache.get(key)
+            workload = fresher(self.cache.get(key), self.written.get(key))
             if workload is None:
                 return Result()
-            workload = self._with_own_memory(workload)
             node = self.nodes.get_by("", workload.spec["nodeName"]) if workload.spec.get("nodeName") else None
             now = self.clock.now()
             decision = d.decide(workload, node, now, self.policy)
@@ -103,23 +119,6 @@ class Reconciler(Controller):
             if self.stats.done(key, self.clock.now()):
                 self._pass_done.set()
 
-    def _with_own_memory(self, workload: Resource) -> Resource:
-        """The cached workload, with our own latest action even if the cache has not caught up with it.
-
-        The informer may deliver another writer's change (the monitor's) before ours; deciding on a
-        view without our last action would launch a second time.
-        """
-        mine = self._last_actions.get(workload.key)
-        if mine is None or mine[0] != workload.metadata.uid:
-            return workload
-        cached = workload.status.get("lastAction") or {}
-        if (from_iso(cached.get("time")) or 0.0) >= (from_iso(mine[1].get("time")) or 0.0):
-            del self._last_actions[workload.key]  # the cache has caught up
-            return workload
-        view = workload.copy()
-        view.status["lastAction"] = dict(mine[1])
-        return view
-
     async def _execute(self, workload: Resource, node: Resource | None, decision: d.Decision) -> Result:
         action = decision.action
         if action in (d.NONE, d.WAIT):
@@ -133,42 +132,32 @@ class Reconciler(Controller):
             return Result()
         assert node is not None
         agent = self.agents.client(node)
-        if action in d.LAUNCHES:
-            if await self._operation_pending(workload, agent):
-                self._restart_grace(workload)
-                return Result(requeue_after=self.policy.grace)
-            if await self._agent_disagrees(workload, node, decision, agent):
-                return Result(requeue_after=min(self.policy.grace, 1.0))
+        if action in d.LAUNCHES and await self._operation_pending(workload, agent):
+            await self._restart_grace(workload)
+            return Result(requeue_after=self.policy.grace)
         if action == d.DELETE:
             await self._delete(workload, agent, decision)
             return Result()
         await self._act(workload, agent, decision)
         return Result(requeue_after=self.policy.grace)
 
-    async def _agent_disagrees(self, workload: Resource, node: Resource, decision: d.Decision,
-                               agent: AgentClient) -> bool:
-        """Before launching, ask the agent itself: the monitor's report may still be on its way."""
-        try:
-            actual = await agent.get(workload.metadata.uid)
-        except NotFound:
-            actual = {"uid": workload.metadata.uid, "state": "missing"}
-        view = workload.copy()
-        view.status.update(observed_fields(actual, node.metadata.name))
-        fresh = d.decide(view, node, self.clock.now(), self.policy)
-        if _family(fresh.action) == _family(decision.action):
-            return False
-        self.log.info("agent state is ahead of the cache; not acting", workload=str(workload.key),
-                      action=decision.action, agent_state=actual.get("state"))
-        return True
+    async def _restart_grace(self, workload: Resource) -> None:
+        """The agent is still busy with our last launch: its grace period starts again from now."""
+        now = to_iso(self.clock.now())
 
-    def _restart_grace(self, workload: Resource) -> None:
-        """The agent is still busy: the grace period for its report starts again from now."""
-        last = dict(workload.status.get("lastAction") or {})
-        last["time"] = to_iso(self.clock.now())
-        self._last_actions[workload.key] = (workload.metadata.uid, last)
+        def change(obj: Resource) -> None:
+            if obj.status.get("lastAction"):
+                obj.status["lastAction"] = {**obj.status["lastAction"], "time": now}
+                refresh_phase(obj)
+
+        await self._write(workload, change)
 
     async def _operation_pending(self, workload: Resource, agent: AgentClient) -> bool:
-        """The agent is still carrying out our last launch: never send a second one meanwhile."""
+        """The agent is still carrying out our last launch: never send a second one meanwhile.
+
+        Only a relaunch asks: before the first launch nothing can be pending, which saves the
+        agent a round trip on every create.
+        """
         op_id = (workload.status.get("lastAction") or {}).get("operation")
         if not op_id:
             return False
@@ -186,8 +175,7 @@ class Reconciler(Controller):
             else:
                 op = await {d.START: agent.start, d.RESTART: agent.restart, d.STOP: agent.stop}[action](uid)
         except NotFound:
-            await self._write(workload, _mark_missing)  # the agent does not know it: recreate next time
-            raise
+            raise RuntimeError(f"the agent does not know {uid}; the next report will say it is missing") from None
         now = to_iso(self.clock.now())
         generation, wanted_hash = workload.metadata.generation, spec_hash(workload.spec)
 
@@ -198,15 +186,13 @@ class Reconciler(Controller):
             status["lastReconcile"] = {"time": now, "action": action, "result": "ok", "message": decision.reason}
             _observe(obj, generation)
             status.pop("backoffUntil", None)
-            if action in d.LAUNCHES and status.get("containerState") != "running":
-                status["phase"] = "Starting"  # unless the agent already reported it running meanwhile
             if action == d.RESTART:
                 status["restarts"] = int(status.get("restarts") or 0) + 1
-                status["consecutiveFailures"] = decision.failures or 1
+            if decision.failures is not None:
+                status["consecutiveFailures"] = decision.failures
+            refresh_phase(obj)
 
         await self._write(workload, change)
-        self._last_actions[workload.key] = (uid, {"action": action, "time": now, "generation": generation,
-                                                  "specHash": wanted_hash, "operation": op})
         self.log.info("acted", workload=str(workload.key), action=action, reason=decision.reason, operation=op)
         reason, message = {
             d.CREATE: (CREATED, f"Created container persys-{uid} on node {workload.spec['nodeName']}"),
@@ -248,7 +234,7 @@ class Reconciler(Controller):
     async def _note(self, workload: Resource, decision: d.Decision) -> None:
         """Record a none/wait decision only when it says something new (no write loops, no idle writes).
 
-        New is: a phase or back-off to record, an error to clear, a different wait, or a spec
+        New is: a back-off to record, an error to clear, a different wait, or a spec
         generation not yet observed (once bound). A quiet decision ("container is running",
         "waiting for the scheduler", a grace wait) alone writes nothing: ``lastReconcile`` keeps
         the last action taken.
@@ -257,8 +243,7 @@ class Reconciler(Controller):
         last = status.get("lastReconcile") or {}
         until = to_iso(decision.backoff_until) if decision.backoff_until else None
         bound = bool(workload.spec.get("nodeName"))
-        news = (decision.phase is not None and status.get("phase") != decision.phase) or \
-            (until is not None and status.get("backoffUntil") != until) or last.get("result") == "error" or \
+        news = (until is not None and status.get("backoffUntil") != until) or last.get("result") == "error" or \
             (bound and status.get("observedGeneration") != generation) or \
             (not decision.quiet and (last.get("action"), last.get("message")) != (decision.action, decision.reason))
         if not news:
@@ -271,11 +256,9 @@ class Reconciler(Controller):
                                                "message": decision.reason}
             if bound:
                 _observe(obj, generation)
-            if decision.phase:
-                obj.status["phase"] = decision.phase
             if until:
                 obj.status["backoffUntil"] = until
-                obj.status["message"] = decision.reason
+            refresh_phase(obj)
 
         await self._write(workload, change)
         if until and status.get("backoffUntil") != until:
@@ -294,25 +277,28 @@ class Reconciler(Controller):
             pass
 
     async def _write(self, workload: Resource, change: Change) -> None:
-        await self.store.modify(WORKLOAD.kind, workload.metadata.namespace, workload.metadata.name, change,
-                                fence=self.fence)
+        """A fenced write of our own fields; until the cache shows it, reconcile decides on its result."""
+        written = await self.store.modify(WORKLOAD.kind, workload.metadata.namespace, workload.metadata.name,
+                                          change, fence=self.fence)
+        self.written.expect(workload.key, written, written.resource_version)
 
     # -- background: triggers and statistics --
 
     async def _watch_trigger(self) -> None:
         """A write to the trigger key (``POST /reconciliation/trigger``) starts a full pass."""
-        etcd = self.store.etcd
+        etcd, backoff = self.store.etcd, Backoff(0.5, 10.0, clock=self.clock)
         while True:
             try:
                 revision = await etcd.revision()
                 async for _ in etcd.watch(TRIGGER_KEY, revision + 1):
+                    backoff.reset()
                     self.log.info("full pass triggered")
                     self.full_pass()
             except (StoreUnavailable, Gone) as e:
                 self.log.warning("trigger watch broke; retrying", error=str(e))
             except Exception:
                 self.log.exception("trigger watch failed; retrying")
-            await asyncio.sleep(1.0)
+            await backoff.sleep()
 
     async def _persist_stats(self) -> None:
         etcd = self.store.etcd
@@ -348,12 +334,3 @@ def _remove_finalizer(obj: Resource) -> None:
 def _observe(obj: Resource, generation: int) -> None:
     """The reconciler has acted on (or looked at) the spec of ``generation``; never goes back."""
     obj.status["observedGeneration"] = max(int(obj.status.get("observedGeneration") or 0), generation)
-
-
-def _mark_missing(obj: Resource) -> None:
-    obj.status["containerState"] = "missing"
-
-
-def _family(action: str) -> str:
-    """Create and recreate are the same request to the agent (an apply)."""
-    return "apply" if action in (d.CREATE, d.RECREATE) else action

@@ -6,20 +6,37 @@ fitting nodes the least allocated wins. Binding is a compare-and-swap write of
 ``spec.nodeName`` (phase Scheduled, condition Scheduled) that also adds the reconciler's
 finalizer, so the container is guarded before it exists at no extra write. When nothing fits, a
 ``FailedScheduling`` event says why, node by node; the workload is retried when nodes change.
+
+The scheduler owns the binding both ways: when a node has been NotReady for
+``node_lost_timeout``, it unbinds that node's workloads (condition Scheduled False, NodeLost)
+so they are placed elsewhere; the status controller then forgets what the lost node said.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from persys.controllers.conditions import BY_NODE, FINALIZER, node_labels, node_ready, set_condition, workload_node
-from persys.controllers.events import FAILED_SCHEDULING, NORMAL, SCHEDULED, WARNING, EventRecorder
+from persys.controllers.conditions import (
+    BY_NODE,
+    FINALIZER,
+    node_labels,
+    node_lost_in,
+    node_ready,
+    set_condition,
+    workload_node,
+)
+from persys.controllers.events import FAILED_SCHEDULING, NORMAL, RESCHEDULED, SCHEDULED, WARNING, EventRecorder
+from persys.controllers.phase import refresh_phase
 from persys.resources.kinds import NODE, WORKLOAD
 from persys.resources.model import ObjectKey, Resource
+from persys.resources.phase import DesiredState
 from persys.resources.quantity import parse_cpu, parse_memory
 from persys.runtime.clock import to_iso
-from persys.runtime.controller import Controller, Result
+from persys.runtime.controller import Controller, Result, Watch
+from persys.runtime.expectations import Expectations
+from persys.runtime.informer import DELETED, IndexFunc
 
 
 @dataclass(frozen=True)
@@ -156,7 +173,7 @@ class NodeUsage:
 def _contribution(workload: Resource) -> tuple[str, Request] | None:
     """(node, request) a workload takes up; None when unbound or desired Stopped."""
     node = workload.spec.get("nodeName")
-    if not node or workload.spec.get("desiredState") == "Stopped":
+    if not node or workload.spec.get("desiredState") == DesiredState.STOPPED:
         return None
     return str(node), Request.of(workload)
 
@@ -165,12 +182,16 @@ class _AlreadyBound(Exception):
     """Raised inside a bind write when someone bound (or deleted) the workload first."""
 
 
+class _Moved(Exception):
+    """Raised inside an unbind write when the workload is no longer on the lost node."""
+
+
 class Scheduler(Controller):
     """Binds each Pending workload to the best fitting node; several bindings in flight at once.
 
-    Like kube-scheduler, a decision is "assumed" (counted on its node) the moment it is made,
-    before any await, so that concurrent workers never hand out the same room twice; the
-    assumption goes when the cache shows the binding or when the bind fails. What the cache
+    Like kube-scheduler, a decision is "assumed" (an expectation counted on its node) the moment
+    it is made, before any await, so that concurrent workers never hand out the same room twice;
+    the assumption goes when the cache shows the binding or when the bind fails. What the cache
     shows bound is summed incrementally from workload events, so a decision costs one pass
     over the nodes, not over every workload.
     """
@@ -179,47 +200,51 @@ class Scheduler(Controller):
     name = "scheduler"
     workers = 16  # decisions are synchronous and assumed at once; the awaits (bind, event) overlap
 
-    def __init__(self, *, retry_seconds: float = 60.0) -> None:
+    def __init__(self, *, retry_seconds: float = 60.0, node_lost_timeout: float = 300.0) -> None:
         super().__init__()
         self.retry_seconds = retry_seconds
-        self._assumed: dict[ObjectKey, tuple[str, Request]] = {}
+        self.node_lost_timeout = node_lost_timeout
         self._usage = NodeUsage()
         self._facts: dict[str, NodeFacts] = {}
         self._sorted: list[str] | None = None
-        self.recorder: EventRecorder | None = None
+
+    def indexes(self) -> Mapping[str, IndexFunc]:
+        return {BY_NODE: workload_node}
+
+    def watches(self) -> Sequence[Watch]:
+        return (Watch(NODE.kind, self._node_keys),)
 
     def declare(self) -> None:
-        self.nodes = self.manager.informer(NODE.kind)
-        self.cache.add_index(BY_NODE, workload_node)
+        self.nodes = self.informer(NODE.kind)
+        self.assumed: Expectations[tuple[str, Request]] = Expectations(clock=self.clock)
         self.recorder = EventRecorder(self.store, "scheduler", clock=self.clock)
 
     def setup(self) -> None:
-        self._usage = NodeUsage()  # rebuilt from the replay add_handler does
+        self._usage = NodeUsage()  # rebuilt from the replay of the cache when handlers connect
         self._facts.clear()
         self._sorted = None
-        self._assumed.clear()
-        self.cache.add_handler(self._on_workload, owner=self)
-        self.nodes.add_handler(self._on_node, owner=self)
+        self.assumed.clear()
 
-    def _on_workload(self, event_type: str, obj: Resource, old: Resource | None) -> None:
-        self._usage.update(obj.key, None if event_type == "DELETED" else obj)
-        if event_type == "DELETED" or not pending(obj):
-            self._assumed.pop(obj.key, None)  # the cache has caught up (or it is gone)
-        if event_type != "DELETED" and pending(obj):
+    def enqueue_handler(self, event_type: str, obj: Resource, old: Resource | None) -> None:
+        self._usage.update(obj.key, None if event_type == DELETED else obj)
+        self.assumed.observe(obj, deleted=event_type == DELETED)
+        if event_type != DELETED and (pending(obj) or _bound_to_unready(obj, self.nodes.get_by)):
             self.queue.add(obj.key)
-        elif event_type == "DELETED" and obj.spec.get("nodeName"):
+        elif event_type == DELETED and obj.spec.get("nodeName"):
             self.enqueue_pending()  # room was freed
 
-    def _on_node(self, event_type: str, obj: Resource, old: Resource | None) -> None:
-        if event_type == "DELETED":
+    def _node_keys(self, event_type: str, obj: Resource, old: Resource | None) -> Iterator[ObjectKey]:
+        if event_type == DELETED:
             self._facts.pop(obj.metadata.name, None)
             self._sorted = None
         else:
             if obj.metadata.name not in self._facts:
                 self._sorted = None
             self._facts[obj.metadata.name] = NodeFacts.of(obj)
-        if old is None or event_type == "DELETED" or _schedulable_view(obj) != _schedulable_view(old):
-            self.enqueue_pending()
+        if old is None or event_type == DELETED or _schedulable_view(obj) != _schedulable_view(old):
+            yield from (w.key for w in self.cache.objects() if pending(w))
+        if event_type == DELETED or (old is not None and node_ready(obj) != node_ready(old)):
+            yield from (w.key for w in self.cache.by_index(BY_NODE, obj.metadata.name))
 
     def enqueue_pending(self) -> None:
         for workload in self.cache.objects():
@@ -235,15 +260,17 @@ class Scheduler(Controller):
     def _used(self) -> dict[str, tuple[Request, int]]:
         """What is bound to each node: the cache's totals plus bindings it has not seen yet."""
         used = dict(self._usage.totals)
-        for node_name, request in self._assumed.values():
+        for node_name, request in self.assumed.values():
             total, count = used.get(node_name, (Request(), 0))
             used[node_name] = (total + request, count + 1)
         return used
 
     async def reconcile(self, key: ObjectKey) -> Result:
         workload = self.cache.get(key)
-        if workload is None or not pending(workload):
+        if workload is None:
             return Result()
+        if not pending(workload):
+            return await self._check_node(workload)
         used, want, selector = self._used(), Request.of(workload), workload.spec.get("nodeSelector") or {}
         empty = (Request(), 0)
         verdicts = [judge(want, selector, facts, *used.get(name, empty)) for name, facts in self._nodes()]
@@ -251,19 +278,54 @@ class Scheduler(Controller):
         if best is None:
             await self._unschedulable(workload, failure_message(verdicts))
             return Result(requeue_after=self.retry_seconds)
-        self._assumed[key] = (best.node, Request.of(workload))  # before any await: other workers see it
+        self.assumed.expect(key, (best.node, Request.of(workload)))  # before any await: other workers see it
         try:
-            bound = await self._bind(workload, best.node)
+            revision = await self._bind(workload, best.node)
         except BaseException:
-            self._assumed.pop(key, None)
+            self.assumed.forget(key)
             raise
-        if not bound:
-            self._assumed.pop(key, None)
+        if revision is None:
+            self.assumed.forget(key)
+        else:
+            self.assumed.written(key, revision)
         return Result()
 
-    async def _bind(self, workload: Resource, node: str) -> bool:
-        """Write the binding (with the reconciler's finalizer: one write instead of two); False if
-        someone else bound or deleted it first."""
+    async def _check_node(self, workload: Resource) -> Result:
+        """A bound workload: unbind it once its node is lost, so that it is placed elsewhere."""
+        if workload.metadata.deletionTimestamp:
+            return Result()
+        name = str(workload.spec["nodeName"])
+        lost_in = node_lost_in(self.nodes.get_by("", name), self.clock.now(), self.node_lost_timeout)
+        if lost_in is None:
+            return Result()
+        if lost_in > 0:
+            return Result(requeue_after=lost_in)
+        await self._unbind(workload, name)
+        return Result()
+
+    async def _unbind(self, workload: Resource, node: str) -> None:
+        now = to_iso(self.clock.now())
+        message = f"node {node} lost for {self.node_lost_timeout:g}s; rescheduling"
+
+        def change(obj: Resource) -> None:
+            if obj.spec.get("nodeName") != node or obj.metadata.deletionTimestamp:
+                raise _Moved()
+            obj.spec["nodeName"] = ""
+            set_condition(obj.status, "Scheduled", "False", "NodeLost", message, now)
+            refresh_phase(obj)
+
+        try:
+            await self.store.modify(WORKLOAD.kind, workload.metadata.namespace, workload.metadata.name, change,
+                                    fence=self.fence)
+        except _Moved:
+            return
+        self.log.warning("rescheduling", workload=str(workload.key), node=node)
+        await self.recorder.record(workload, WARNING, RESCHEDULED, f"Node {node} lost; rescheduling",
+                                   fence=self.fence)
+
+    async def _bind(self, workload: Resource, node: str) -> int | None:
+        """Write the binding (with the reconciler's finalizer: one write instead of two); its revision,
+        or None if someone else bound or deleted it first."""
         now = to_iso(self.clock.now())
 
         def change(obj: Resource) -> None:
@@ -272,21 +334,19 @@ class Scheduler(Controller):
             obj.spec["nodeName"] = node
             if FINALIZER not in obj.metadata.finalizers:
                 obj.metadata.finalizers.append(FINALIZER)  # guards the container the reconciler will create
-            obj.status["phase"] = "Scheduled"
-            obj.status["message"] = ""
             set_condition(obj.status, "Scheduled", "True", "Scheduled", f"assigned to {node}", now)
+            refresh_phase(obj)
 
         try:
-            await self.store.modify(WORKLOAD.kind, workload.metadata.namespace, workload.metadata.name, change,
-                                    fence=self.fence)
+            written = await self.store.modify(WORKLOAD.kind, workload.metadata.namespace, workload.metadata.name,
+                                              change, fence=self.fence)
         except _AlreadyBound:
-            return False
+            return None
         self.log.info("scheduled", workload=str(workload.key), node=node)
-        assert self.recorder is not None
         await self.recorder.record(workload, NORMAL, SCHEDULED,
                                    f"Successfully assigned {workload.metadata.namespace}/{workload.metadata.name}"
                                    f" to {node}", fence=self.fence)
-        return True
+        return written.resource_version
 
     async def _unschedulable(self, workload: Resource, message: str) -> None:
         now = to_iso(self.clock.now())
@@ -294,9 +354,8 @@ class Scheduler(Controller):
         def change(obj: Resource) -> None:
             if not pending(obj):
                 raise _AlreadyBound()
-            obj.status["phase"] = "Pending"
-            obj.status["message"] = message
             set_condition(obj.status, "Scheduled", "False", "Unschedulable", message, now)
+            refresh_phase(obj)
 
         try:
             await self.store.modify(WORKLOAD.kind, workload.metadata.namespace, workload.metadata.name, change,
@@ -304,8 +363,12 @@ class Scheduler(Controller):
         except _AlreadyBound:
             return
         self.log.info("unschedulable", workload=str(workload.key), reason=message)
-        assert self.recorder is not None
         await self.recorder.record(workload, WARNING, FAILED_SCHEDULING, message, fence=self.fence)
+
+
+def _bound_to_unready(workload: Resource, node: Callable[[str, str], Resource | None]) -> bool:
+    name = workload.spec.get("nodeName")
+    return bool(name) and not node_ready(node("", str(name)))
 
 
 def _schedulable_view(node: Resource) -> tuple[object, ...]:

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import posixpath
 from datetime import UTC, datetime
 from typing import Any
 
 from persys.errors import Cause
+from persys.resources.formats import check_inner_path
 from persys.resources.model import Resource, parse_time
-from persys.resources.registry import Kind, Registry
+from persys.resources.phase import ContainerState, DesiredState, Phase
+from persys.resources.registry import LABELS, Kind, Registry
 from persys.resources.schema import Schema
 
 STRING: Schema = {"type": "string"}
 STRINGS: Schema = {"type": "array", "items": STRING}
-STRING_MAP: Schema = {"type": "map", "values": STRING}
-LABELS: Schema = {"type": "map", "values": STRING, "keyFormat": "labelkey"}
+ENV: Schema = {"type": "map", "values": {"type": "string", "format": "text"}, "keyFormat": "envname"}
 PORT: Schema = {"type": "integer", "minimum": 1, "maximum": 65535}
 TIME: Schema = {"type": "string", "nullable": True}
 INT_OR_NULL: Schema = {"type": "integer", "nullable": True}
@@ -21,20 +23,25 @@ CONDITIONS: Schema = {"type": "array", "items": {"type": "object", "properties":
     "type": STRING, "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
     "reason": STRING, "message": STRING, "lastTransitionTime": TIME,
 }, "required": ["type", "status"]}}
-RESOURCES: Schema = {"type": "object", "properties": {
+RESOURCES: Schema = {"type": "object", "properties": {  # what a workload requests: bounded
     "cpu": {"type": "string", "format": "cpu"}, "memory": {"type": "string", "format": "memory"},
 }}
+CAPACITY: Schema = {"type": "object", "properties": {  # what a node reports: any size
+    "cpu": {"type": "string", "format": "cpucapacity"}, "memory": {"type": "string", "format": "memorycapacity"},
+}}
+# a day: long enough for any back-off, short enough that every timer and timestamp stays in range;
+# 0 is allowed and means "restart at once" (bench/e2e.py measures self-healing that way)
+BACKOFF_SECONDS: Schema = {"type": "number", "minimum": 0, "maximum": 86400}
 
-WORKLOAD_PHASES = ["Pending", "Scheduled", "Pulling", "Starting", "Running", "Exited", "CrashLoopBackOff",
-                   "Stopped", "Failed", "Unknown"]
+WORKLOAD_PHASES = [phase.value for phase in Phase]
 
 WORKLOAD_SPEC: Schema = {"type": "object", "properties": {
     "type": {"type": "string", "enum": ["container", "compose"], "default": "container"},
-    "image": STRING,
+    "image": {"type": "string", "format": "image"},
     "command": STRINGS,
     "args": STRINGS,
-    "env": STRING_MAP,
-    "workingDir": STRING,
+    "env": ENV,
+    "workingDir": {"type": "string", "format": "abspath"},
     "ports": {"type": "array", "items": {"type": "object", "properties": {
         "name": {"type": "string", "format": "dns1123"},
         "containerPort": PORT,
@@ -45,17 +52,17 @@ WORKLOAD_SPEC: Schema = {"type": "object", "properties": {
     "network": {"type": "string", "default": "host"},
     "resources": {**RESOURCES, "default": {}},
     "restartPolicy": {"type": "string", "enum": ["Always", "OnFailure", "Never"], "default": "Always"},
-    "desiredState": {"type": "string", "enum": ["Running", "Stopped"], "default": "Running"},
-    "nodeSelector": {"type": "map", "values": STRING, "default": {}},
+    "desiredState": {"type": "string", "enum": [state.value for state in DesiredState],
+                     "default": DesiredState.RUNNING.value},
+    "nodeSelector": {**LABELS, "default": {}},
     "nodeName": {"type": "string", "default": ""},
     "service": {"type": "object", "properties": {
         "name": {"type": "string", "format": "dns1123"}, "port": {"type": "any"},
     }, "required": ["name"]},
-    "backoff": {"type": "object", "properties": {
-        "initialSeconds": {"type": "number", "minimum": 0}, "maxSeconds": {"type": "number", "minimum": 0},
-    }},
+    "backoff": {"type": "object", "properties": {"initialSeconds": BACKOFF_SECONDS, "maxSeconds": BACKOFF_SECONDS}},
     "compose": {"type": "object", "properties": {
-        "repo": STRING, "ref": {"type": "string", "default": ""}, "path": {"type": "string", "default": "."},
+        "repo": {"type": "string", "format": "gitrepo"}, "ref": {"type": "string", "format": "gitref", "default": ""},
+        "path": {"type": "string", "format": "innerpath", "default": "."},
         "file": {"type": "string", "default": ""}, "authSecret": {"type": "string", "default": ""},
         "build": {"type": "string", "enum": ["auto", "always", "never"], "default": "auto"},
     }, "required": ["repo"]},
@@ -73,8 +80,9 @@ WORKLOAD_STATUS: Schema = {"type": "object", "properties": {
         "action": STRING, "time": TIME, "generation": {"type": "integer"}, "specHash": STRING,
         "operation": STRING}},
     "lastSeenTime": TIME,
-    # written by the monitor (the agent-reported container state) and the reconciler (crash loop count)
-    "containerState": STRING, "consecutiveFailures": {"type": "integer", "minimum": 0},
+    # written by the status controller (what the agent reports) and the reconciler (crash loop count)
+    "containerState": {"type": "string", "enum": [state.value for state in ContainerState]},
+    "containerReason": STRING, "containerMessage": STRING, "consecutiveFailures": {"type": "integer", "minimum": 0},
 }}
 
 
@@ -104,7 +112,22 @@ def _workload_checks(spec: dict[str, Any]) -> list[Cause]:
         known = names | {str(p["containerPort"]) for p in spec.get("ports", [])}
         if str(wanted) not in known:
             causes.append(Cause("spec.service.port", f"{wanted!r} names no port in spec.ports"))
-    return causes
+    return causes + _backoff_checks(spec.get("backoff") or {}) + _compose_checks(spec.get("compose") or {})
+
+
+def _backoff_checks(backoff: dict[str, Any]) -> list[Cause]:
+    first, most = backoff.get("initialSeconds"), backoff.get("maxSeconds")
+    if first is not None and most is not None and first > most:
+        return [Cause("spec.backoff.initialSeconds", f"must not exceed spec.backoff.maxSeconds ({most})")]
+    return []
+
+
+def _compose_checks(compose: dict[str, Any]) -> list[Cause]:
+    """The compose file is found relative to ``path``: together they must stay inside the checkout."""
+    if not compose.get("file"):
+        return []
+    msg = check_inner_path(posixpath.join(str(compose.get("path") or "."), compose["file"]))
+    return [Cause("spec.compose.file", msg)] if msg else []
 
 
 def age(obj: Resource) -> str:
@@ -136,7 +159,7 @@ WORKLOAD = Kind(
     server_fields=("nodeName",),
     columns=(
         ("NAME", lambda o: o.metadata.name),
-        ("PHASE", lambda o: str(o.status.get("phase", "Pending"))),
+        ("PHASE", lambda o: str(o.status.get("phase", Phase.PENDING))),
         ("DESIRED", lambda o: str(o.spec.get("desiredState", ""))),
         ("NODE", lambda o: str(o.status.get("nodeName") or o.spec.get("nodeName") or "<none>")),
         ("RESTARTS", lambda o: str(o.status.get("restarts", 0))),
@@ -156,7 +179,7 @@ NODE = Kind(
         "unschedulable": {"type": "boolean", "default": False},
     }},
     status_schema={"type": "object", "properties": {
-        "capacity": RESOURCES, "allocatable": RESOURCES, "conditions": CONDITIONS,
+        "capacity": CAPACITY, "allocatable": CAPACITY, "conditions": CONDITIONS,
         "lastHeartbeatTime": TIME, "runtime": STRING, "agentVersion": STRING,
     }},
     columns=(

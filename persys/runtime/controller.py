@@ -1,16 +1,21 @@
 """``Controller``: one ``reconcile(key) -> Result`` and the loop the framework runs around it.
 
-A controller declares the kind it owns; the manager hands it the shared informers, the store,
-the clock and the leader's fence. Handlers enqueue keys, N workers take keys from the work
-queue and call ``reconcile``: an exception retries the key with back-off, ``TerminalError``
-drops it, ``Result(requeue_after=…)`` brings it back later. A periodic resync re-enqueues
-every cached key so that nothing depends on a single event being seen.
+A controller declares the kind it owns, its indexes, and the other kinds it watches with how
+their objects map to its keys (``watches()``); the framework creates the informers, wires the
+handlers each time the process becomes leader and unwires them when it stops leading. The
+manager hands it the shared informers, the store, the clock and the leader's fence. Handlers
+enqueue keys, N workers take keys from the work queue and call ``reconcile``: an exception
+retries that key alone with back-off (logged and counted; no object can stop the controller),
+``TerminalError`` drops it, ``Result(requeue_after=…)`` brings it back later. A periodic resync
+re-enqueues every cached key so that nothing depends on a single event being seen.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter, Histogram
@@ -20,7 +25,7 @@ from persys.observability.logging import bound, get_logger
 from persys.observability.tracing import tracer
 from persys.resources.model import ObjectKey, Resource
 from persys.runtime.clock import Clock, SystemClock
-from persys.runtime.informer import Informer
+from persys.runtime.informer import IndexFunc, Informer
 from persys.runtime.workqueue import ShutDown, WorkQueue
 from persys.store.objects import Fence, ObjectStore
 
@@ -39,8 +44,23 @@ class Result:
     requeue_after: float | None = None
 
 
+MAX_REQUEUE = 86_400.0  # a day: a later look is a resync's job, and inf or NaN must never reach the queue
+
+KeyMap = Callable[[str, Resource, Resource | None], Iterable[ObjectKey]]
+"""(event type, object, previous object or None) → the keys of the controller's kind to enqueue."""
+
+
+@dataclass(frozen=True)
+class Watch:
+    """Another kind a controller watches: each change enqueues the keys ``keys`` maps it to."""
+
+    kind: str
+    keys: KeyMap
+    indexes: Mapping[str, IndexFunc] = field(default_factory=dict)
+
+
 class Controller:
-    """Subclass, set ``kind``, implement ``reconcile``; optionally override ``setup`` to watch more."""
+    """Subclass, set ``kind``, implement ``reconcile``; declare ``watches()`` and ``indexes()`` to see more."""
 
     kind: str = ""
     name: str = ""
@@ -79,22 +99,53 @@ class Controller:
         """Pass to every store write: it fails with NotLeader once this process is deposed."""
         return self.manager.fence()
 
+    def informer(self, kind: str) -> Informer:
+        """The shared informer of ``kind`` (declared in ``watches()``)."""
+        return self.manager.informer(kind)
+
     def bind(self, manager: Manager) -> None:
-        """Called by ``Manager.add``: create the informers this controller reads."""
+        """Called by ``Manager.add``: create the informers and indexes this controller reads."""
         self._manager = manager
-        self.manager.informer(self.kind)
+        own = self.manager.informer(self.kind)
+        for name, func in self.indexes().items():
+            own.add_index(name, func)
+        for watch in self.watches():
+            informer = self.manager.informer(watch.kind)
+            for name, func in watch.indexes.items():
+                informer.add_index(name, func)
         self.declare()
 
+    # -- what a controller declares --
+
+    def indexes(self) -> Mapping[str, IndexFunc]:
+        """Indexes on the cache of ``kind``: name → function giving the values an object is found under."""
+        return {}
+
+    def watches(self) -> Sequence[Watch]:
+        """Other kinds to watch, and how their changes map to keys of ``kind``."""
+        return ()
+
     def declare(self) -> None:
-        """Create the extra informers (``self.manager.informer(kind)``) and indexes this controller needs."""
+        """Build what needs the manager (an EventRecorder, a client); called once by ``bind``."""
 
     # -- wiring, done each time this process becomes leader --
 
     def setup(self) -> None:
-        """Connect informers to the queue; by default every change of ``kind`` enqueues its key."""
-        self.cache.add_handler(self.enqueue_handler)
+        """Called when leadership starts, before handlers are connected: reset per-term state here."""
+
+    def _connect(self) -> None:
+        self.cache.add_handler(self.enqueue_handler, owner=self)
+        for watch in self.watches():
+            self.manager.informer(watch.kind).add_handler(self._mapper(watch.keys), owner=self)
+
+    def _mapper(self, keys: KeyMap) -> Callable[[str, Resource, Resource | None], None]:
+        def enqueue(event_type: str, obj: Resource, old: Resource | None) -> None:
+            for key in keys(event_type, obj, old):
+                self.queue.add(key)
+        return enqueue
 
     def enqueue_handler(self, event_type: str, obj: Resource, old: Resource | None) -> None:
+        """Handler for changes of ``kind``: enqueue the object's own key (override to filter)."""
         self.queue.add(obj.key)
 
     def enqueue_all(self) -> None:
@@ -110,6 +161,7 @@ class Controller:
         """Run workers (and the resync loop) until cancelled; a fresh queue each time."""
         self.queue = WorkQueue(self.name, clock=self.clock)
         self.setup()
+        self._connect()
         try:
             async with asyncio.TaskGroup() as group:
                 for i in range(self.workers):
@@ -165,7 +217,7 @@ class Controller:
                 return
             except NotLeader:
                 raise
-            except Exception as e:
+            except Exception as e:  # this key's failure, retried with this key's back-off; never the process's
                 RECONCILE_ERRORS.labels(self.name).inc()
                 span.record_exception(e)
                 delay = self.queue.add_rate_limited(key)
@@ -174,4 +226,11 @@ class Controller:
                 return
         self.queue.forget(key)
         if result.requeue_after is not None:
-            self.queue.add_after(key, result.requeue_after)
+            self.queue.add_after(key, _bounded(result.requeue_after))
+
+
+def _bounded(delay: float) -> float:
+    """A requeue delay the queue can hold: NaN looks again now, anything above a day waits a day."""
+    if math.isnan(delay):
+        return 0.0
+    return min(max(delay, 0.0), MAX_REQUEUE)

@@ -17,6 +17,7 @@ from typing import Generic, TypeVar
 
 from prometheus_client import Counter, Gauge
 
+from persys.runtime.backoff import delay_for
 from persys.runtime.clock import Clock, SystemClock
 
 K = TypeVar("K", bound=Hashable)
@@ -99,7 +100,7 @@ class WorkQueue(Generic[K]):
         """Re-queue a failed key after its back-off (doubling per failure); returns the delay."""
         failures = self._failures.get(key, 0)
         self._failures[key] = failures + 1
-        delay = float(max(min(self.base_delay * 2**failures, self.max_delay), self._bucket.reserve()))
+        delay = max(delay_for(failures + 1, self.base_delay, self.max_delay), self._bucket.reserve())
         self._retries.inc()
         self.add_after(key, delay)
         return delay

@@ -11,6 +11,7 @@ import pytest
 from controller_support import FAST, SECRET, HollowNode, ManagerFactory, NodeFactory, start_hollow_node
 
 from persys.controllers import ControllersConfig, build_manager
+from persys.controllers.manager import ALL_CONTROLLERS
 from persys.runtime import Manager
 from persys.store import ObjectStore
 from persys.store.server import EtcdServer
@@ -35,7 +36,7 @@ async def controllers(etcd_server: EtcdServer) -> AsyncIterator[ManagerFactory]:
     """Starts managers running Persys's controllers with short timings; stops them all afterwards."""
     running: list[tuple[Manager, asyncio.Task[None]]] = []
 
-    async def start(identity: str = "test", controllers: Sequence[str] = ("scheduler", "reconciler", "monitor"),
+    async def start(identity: str = "test", controllers: Sequence[str] = ALL_CONTROLLERS,
                     **overrides: Any) -> Manager:
         config = ControllersConfig.from_dict({**FAST, **overrides})
         manager = build_manager(etcd_server.url, listen=None, config=config, hmac_secret=SECRET, identity=identity,

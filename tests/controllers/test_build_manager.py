@@ -25,7 +25,7 @@ async def test_all_controllers_run_and_report_health(etcd_server: EtcdServer) ->
         async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/healthz") as resp:
             health = await resp.json()
         assert resp.status == 200 and health["leader"] is True
-        assert health["controllers"] == ["scheduler", "reconciler", "monitor", "dns-registrar"]
+        assert health["controllers"] == ["scheduler", "reconciler", "status", "monitor", "dns-registrar"]
         assert {i["kind"] for i in health["informers"]} == {"Workload", "Node"}
     finally:
         manager.stop()

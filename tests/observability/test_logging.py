@@ -118,7 +118,7 @@ async def test_reconcile_lines_carry_trace_and_workload_key(etcd_server: EtcdSer
     plog.configure("debug", json_output=True)
     node: HollowNode | None = None
     manager = build_manager(etcd_server.url, listen=None, config=ControllersConfig.from_dict(FAST),
-                            hmac_secret=SECRET, identity="logs", controllers=("scheduler", "reconciler", "monitor"))
+                            hmac_secret=SECRET, identity="logs", controllers=("scheduler", "reconciler", "status", "monitor"))
     lines: list[dict[str, Any]] = []
 
     async def acted() -> dict[str, Any] | None:

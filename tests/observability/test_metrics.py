@@ -146,7 +146,7 @@ async def test_controllers_manager_metrics(etcd_server: EtcdServer, store: Objec
     config = ControllersConfig.from_dict({**FAST, "watch_stall_seconds": 0.5})
     port = free_port()
     manager = build_manager(etcd_server.url, listen=f"127.0.0.1:{port}", config=config, hmac_secret=SECRET,
-                            identity="obs", controllers=("scheduler", "reconciler", "monitor"))
+                            identity="obs", controllers=("scheduler", "reconciler", "status", "monitor"))
     url = f"http://127.0.0.1:{port}/metrics"
     await _ghost_node(store, "obs-ghost")  # before the monitor runs: it writes node status too
     task = asyncio.create_task(manager.run(), name="manager-obs")

@@ -52,7 +52,7 @@ async def test_reconcile_and_agent_operation_share_a_trace(etcd_server: EtcdServ
                                                            spans: InMemorySpanExporter) -> None:
     node = await start_hollow_node("trace-node", store)
     manager = build_manager(etcd_server.url, listen=None, config=ControllersConfig.from_dict(FAST),
-                            hmac_secret=SECRET, identity="trace", controllers=("scheduler", "reconciler", "monitor"))
+                            hmac_secret=SECRET, identity="trace", controllers=("scheduler", "reconciler", "status", "monitor"))
     task = asyncio.create_task(manager.run(), name="manager-trace")
     try:
         created = await store.create(REGISTRY.parse({"kind": "Workload", "metadata": {"name": "traced"},

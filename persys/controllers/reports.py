@@ -1,0 +1,103 @@
+"""What every node's agent last said about each workload: the status controller's report cache.
+
+One follower per Ready node reads the agent's event stream (``GET /v1/events``) and, as a
+resync, polls ``GET /v1/workloads`` every ``poll_seconds``. Followers only fill the cache and
+enqueue keys; the status controller's ``reconcile`` turns the latest report into status.
+A burst of reports about one workload (created, running) is one queue entry, so one write.
+A node's reports count only once its first poll has answered: before that, "not reported"
+could mean "not asked yet", and no container is declared missing on that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from persys.agentclient import AgentClient
+from persys.errors import AgentError, NotLeader, StoreUnavailable
+from persys.observability.logging import get_logger
+from persys.runtime.backoff import Backoff
+
+Report = dict[str, Any]
+"""One agent report: ``uid``, ``name``, ``namespace``, ``state``, ``reason``, ``message``, times, …"""
+
+log = get_logger("status")
+
+
+class ReportCache:
+    """Latest report per (node, uid); per node, whether a full poll has answered yet."""
+
+    def __init__(self) -> None:
+        self._nodes: dict[str, dict[str, Report]] = {}
+        self._synced: set[str] = set()
+
+    def put(self, node: str, report: Report) -> None:
+        self._nodes.setdefault(node, {})[str(report.get("uid") or "")] = report
+
+    def replace(self, node: str, reports: Iterable[Report]) -> set[str]:
+        """A full poll: the node runs exactly these; returns every uid that was or is reported."""
+        before = set(self._nodes.get(node, {}))
+        self._nodes[node] = {str(r.get("uid") or ""): r for r in reports}
+        self._synced.add(node)
+        return before | set(self._nodes[node])
+
+    def drop(self, node: str) -> None:
+        """The node is not followed any more: what it said may be stale."""
+        self._nodes.pop(node, None)
+        self._synced.discard(node)
+
+    def synced(self, node: str) -> bool:
+        return node in self._synced
+
+    def get(self, node: str, uid: str) -> Report | None:
+        return self._nodes.get(node, {}).get(uid)
+
+    def named(self, namespace: str, name: str) -> list[tuple[str, Report]]:
+        """Every (node, report) about a workload called ``namespace/name``, whatever its uid."""
+        return [(node, r) for node, reports in self._nodes.items() for r in reports.values()
+                if r.get("name") == name and (r.get("namespace") or "default") == namespace]
+
+
+class Follower:
+    """Stream and poll of one node's agent; each report goes to the cache and ``notify``."""
+
+    def __init__(self, node: str, client: Callable[[], AgentClient], cache: ReportCache,
+                 notify: Callable[[str, Report], None], *, poll_seconds: float, backoff_max: float) -> None:
+        self.node, self.client, self.cache, self.notify = node, client, cache, notify
+        self.poll_seconds, self.backoff_max = poll_seconds, backoff_max
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._stream(), name=f"status-stream-{self.node}")
+            group.create_task(self._poll(), name=f"status-poll-{self.node}")
+
+    async def _stream(self) -> None:
+        backoff = Backoff(0.5, self.backoff_max)
+        while True:
+            try:
+                async for report in self.client().events():
+                    backoff.reset()
+                    self.cache.put(self.node, report)
+                    self.notify(self.node, report)
+            except (AgentError, StoreUnavailable) as e:
+                log.info("agent event stream broke; reconnecting", node=self.node, error=str(e))
+            except NotLeader:
+                raise
+            except Exception:  # one bad report must not blind the controller to a whole node
+                log.exception("agent event stream failed; reconnecting", node=self.node)
+            await backoff.sleep()
+
+    async def _poll(self) -> None:
+        while True:
+            try:
+                reports = await self.client().list()
+                for uid in self.cache.replace(self.node, reports):
+                    self.notify(self.node, self.cache.get(self.node, uid) or {"uid": uid})
+            except (AgentError, StoreUnavailable) as e:
+                log.info("agent poll failed", node=self.node, error=str(e))
+            except NotLeader:
+                raise
+            except Exception:
+                log.exception("agent poll failed", node=self.node)
+            await asyncio.sleep(self.poll_seconds)
