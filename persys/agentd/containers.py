@@ -1,9 +1,10 @@
 """Container workloads on Docker: one container ``persys-<uid>`` per workload, found by its labels.
 
 Nothing is kept in memory: every answer comes from Docker, so an agent that restarts knows
-everything its predecessor knew (same container ids, nothing relaunched). A missing image is
-pulled once (there is no registry here, so that fails fast) and otherwise fails the
-operation with ``image not found: <image>``.
+everything its predecessor knew (same container ids, nothing relaunched). An image Docker does
+not have is pulled before the container is created; the pull's progress is reported as state
+``pulling`` for the uid, and a failed pull fails the apply with ``ImagePullFailed`` carrying
+the registry's own error.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ from persys.agentd.dockerapi import (
     docker_call,
     state_from_inspect,
 )
-from persys.agentd.runtime import WorkloadSpec, WorkloadState
-from persys.errors import NotFound, PersysError, RuntimeFailure
+from persys.agentd.events import LaunchReports
+from persys.agentd.runtime import ImagePullFailed, WorkloadSpec, WorkloadState
+from persys.errors import NotFound, PersysError
 from persys.observability.logging import get_logger
 from persys.resources.quantity import parse_cpu, parse_memory
 
@@ -71,14 +73,24 @@ def container_config(workload: WorkloadSpec, node: str) -> dict[str, Any]:
     return config
 
 
+def pull_progress(line: dict[str, Any]) -> str:
+    """One line of Docker's pull stream as text, e.g. ``a1b2c3: Downloading 0.7/2.1 MB``."""
+    text = str(line.get("status") or "")
+    detail = line.get("progressDetail") or {}
+    if detail.get("total"):
+        text += f" {detail.get('current', 0) / 1e6:.1f}/{detail['total'] / 1e6:.1f} MB"
+    return f"{line['id']}: {text}" if line.get("id") else text
+
+
 class ContainerRuntime:
     """Runtime for ``type: container`` workloads on one node's dockerd."""
 
     name = "docker"
 
-    def __init__(self, node: str, docker: aiodocker.Docker, stop_timeout: int = 10) -> None:
+    def __init__(self, node: str, docker: aiodocker.Docker, reports: LaunchReports, stop_timeout: int = 10) -> None:
         self.node = node
         self.docker = docker
+        self.reports = reports
         self.stop_timeout = stop_timeout
 
     async def _container(self, uid: str) -> tuple[DockerContainer, dict[str, Any]]:
@@ -119,19 +131,30 @@ class ContainerRuntime:
                 continue  # removed between list and inspect
         return states
 
-    async def ensure_image(self, image: str) -> None:
+    async def ensure_image(self, workload: WorkloadSpec) -> None:
+        """Pull the workload's image unless Docker has it; raises ImagePullFailed with Docker's reason."""
+        image = str(workload.spec["image"])
         try:
             with docker_call("image_inspect", image):
                 await self.docker.images.inspect(image)
             return
-        except NotFound:
-            pass
+        except PersysError:
+            pass  # absent, or a reference Docker cannot parse: the pull answers with the reason
+        self.reports.pulling(workload, image, "started")
         try:
             with docker_call("pull", image):
-                await asyncio.wait_for(self.docker.images.pull(image), PULL_TIMEOUT)
-        except (PersysError, TimeoutError) as e:
-            log.warning("pull failed", node=self.node, image=image, error=str(e))
-            raise RuntimeFailure(f"image not found: {image}") from e
+                await asyncio.wait_for(self._pull(workload, image), PULL_TIMEOUT)
+        except PersysError as e:
+            log.warning("pull failed", node=self.node, image=image, error=e.message)
+            raise ImagePullFailed(e.message) from e
+        except TimeoutError as e:
+            raise ImagePullFailed(f"docker pull {image}: timed out after {PULL_TIMEOUT:g}s") from e
+
+    async def _pull(self, workload: WorkloadSpec, image: str) -> None:
+        progress: Any = self.docker.images.pull(image, stream=True)  # an async generator of JSON lines
+        async with aclosing(progress) as lines:
+            async for line in lines:
+                self.reports.pulling(workload, image, pull_progress(line))
 
     async def apply(self, workload: WorkloadSpec) -> WorkloadState:
         try:
@@ -149,13 +172,9 @@ class ContainerRuntime:
             await self.remove(workload.uid)
         config = container_config(workload, self.node)
         name = container_name(workload.uid)
-        try:  # create first: the image is almost always there, and a 404 here only means it is not
-            with docker_call("create", name):
-                container = await self.docker.containers.create(config, name=name)
-        except NotFound:
-            await self.ensure_image(str(workload.spec["image"]))
-            with docker_call("create", name):
-                container = await self.docker.containers.create(config, name=name)
+        await self.ensure_image(workload)  # first, so a bad image is told apart from a bad container config
+        with docker_call("create", name):
+            container = await self.docker.containers.create(config, name=name)
         if workload.wants_running:
             with docker_call("start", name):
                 await container.start()

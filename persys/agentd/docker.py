@@ -4,7 +4,8 @@ It owns the aiodocker connection, routes each uid to the backend that runs it
 (``ContainerRuntime`` or ``ComposeRuntime``) and turns Docker's event stream, filtered to
 ``persys.dev/node=<node>`` (compose containers carry the label too), into state events.
 When the event stream breaks (dockerd restarted) it reconnects with back-off and
-republishes every state, so subscribers miss nothing.
+republishes every state, so subscribers miss nothing. Every apply goes through here, so this
+is where a failed launch of either backend is remembered and reported (``LaunchReports``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from aiodocker.events import DockerEvents
 from persys.agentd.compose import ComposeRuntime
 from persys.agentd.containers import ContainerRuntime
 from persys.agentd.dockerapi import LABEL_NODE, LABEL_UID, docker_call
-from persys.agentd.events import EventHub
+from persys.agentd.events import EventHub, LaunchReports
 from persys.agentd.runtime import WorkloadSpec, WorkloadState
 from persys.errors import NotFound, PersysError, RuntimeFailure
 from persys.observability.logging import get_logger
@@ -44,6 +45,7 @@ class DockerRuntime:
         self.state_dir = state_dir
         self.docker_url = docker_url
         self.stop_timeout = stop_timeout
+        self.reports = LaunchReports(node, hub)
         self._docker: aiodocker.Docker | None = None
         self._pump: asyncio.Task[None] | None = None
         self._containers: ContainerRuntime | None = None
@@ -71,7 +73,7 @@ class DockerRuntime:
             await self._docker.close()
             self._docker = None
             raise RuntimeFailure(f"cannot reach dockerd: {e}") from e
-        self._containers = ContainerRuntime(self.node, self._docker, self.stop_timeout)
+        self._containers = ContainerRuntime(self.node, self._docker, self.reports, self.stop_timeout)
         self._compose = ComposeRuntime(self.node, self._docker, self.state_dir / "compose", self.stop_timeout)
         self._pump = asyncio.create_task(self._follow_docker_events(), name=f"agent-docker-events-{self.node}")
 
@@ -90,6 +92,24 @@ class DockerRuntime:
         return self.compose if self.compose.owns(uid) else self.containers
 
     async def apply(self, workload: WorkloadSpec) -> WorkloadState:
+        """Launch through the owning backend; a failure is remembered and published, then re-raised."""
+        self.reports.clear(workload.uid)  # a new attempt: the last failure no longer says anything
+        try:
+            return await self._apply(workload)
+        except Exception as e:
+            self.reports.failed(await self._actual_or_missing(workload), e)
+            raise
+        finally:
+            self.reports.end_pull(workload.uid)
+
+    async def _actual_or_missing(self, workload: WorkloadSpec) -> WorkloadState:
+        try:
+            return await (await self._owner(workload.uid)).get(workload.uid)
+        except PersysError:  # no container (NotFound), or Docker cannot tell: report none
+            return WorkloadState(uid=workload.uid, name=workload.name, namespace=workload.namespace,
+                                 node=self.node, state="missing", specHash=workload.spec_hash)
+
+    async def _apply(self, workload: WorkloadSpec) -> WorkloadState:
         if workload.type == "compose":
             if await self.containers.exists(workload.uid):
                 await self.containers.remove(workload.uid)
@@ -108,14 +128,27 @@ class DockerRuntime:
         return await (await self._owner(uid)).restart(uid)
 
     async def remove(self, uid: str) -> None:
-        await (await self._owner(uid)).remove(uid)
+        """Remove the workload; a uid known only by its failed launch is simply forgotten."""
+        reported = self.reports.clear(uid)
+        try:
+            await (await self._owner(uid)).remove(uid)
+        except NotFound:
+            if not reported:
+                raise
         self.hub.publish(WorkloadState(uid=uid, node=self.node, state="missing", message="removed"))
 
     async def get(self, uid: str) -> WorkloadState:
-        return await (await self._owner(uid)).get(uid)
+        """The actual state explained by a remembered failure, or the launch report of a uid with no container."""
+        try:
+            return self.reports.explain(await (await self._owner(uid)).get(uid))
+        except NotFound:
+            report = self.reports.get(uid)
+            if report is None:
+                raise
+            return report
 
     async def list(self) -> list[WorkloadState]:
-        return await self.containers.list() + await self.compose.list()
+        return self.reports.merge(await self.containers.list() + await self.compose.list())
 
     async def logs(self, uid: str, tail: int = 50) -> str:
         return await (await self._owner(uid)).logs(uid, tail)

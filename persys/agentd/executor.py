@@ -19,6 +19,7 @@ from typing import Any
 
 from prometheus_client import Counter, Histogram
 
+from persys.agentd.runtime import failure_message
 from persys.errors import NotFound, PersysError
 from persys.observability.logging import bound as log_context
 from persys.observability.logging import get_logger
@@ -116,7 +117,7 @@ class Executor:
                         op.state, op.message = "failed", e.message
                     except Exception as e:  # a runtime bug must fail the operation, not kill the agent
                         bound.exception("operation crashed")
-                        op.state, op.message = "failed", f"{type(e).__name__}: {e}"
+                        op.state, op.message = "failed", failure_message(e)
                     else:
                         op.state = "succeeded"
                 OPERATION_SECONDS.labels(op.action).observe(time.monotonic() - started)

@@ -1,7 +1,9 @@
 """The Runtime protocol every agent backend implements (docker, compose, simulated).
 
 It also owns ``WorkloadState``, the actual state of one workload on this node: the shape the
-agent reports in ``GET /v1/workloads`` and in each ``GET /v1/events`` line.
+agent reports in ``GET /v1/workloads`` and in each ``GET /v1/events`` line, and the reasons it
+gives when a workload has no usable container: ``Pulling`` while its image is pulled,
+``ImagePullFailed`` or ``CreateContainerError`` after its launch failed.
 """
 
 from __future__ import annotations
@@ -12,16 +14,37 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
-from persys.errors import BadRequest
+from persys.errors import BadRequest, PersysError, RuntimeFailure
 from persys.resources.hashing import spec_hash
 
-State = Literal["created", "running", "exited", "restarting", "paused", "dead", "missing"]
-STATES: tuple[str, ...] = ("created", "running", "exited", "restarting", "paused", "dead", "missing")
+State = Literal["created", "running", "exited", "restarting", "paused", "dead", "missing", "pulling"]
+STATES: tuple[str, ...] = ("created", "running", "exited", "restarting", "paused", "dead", "missing", "pulling")
+PULLING = "Pulling"
+IMAGE_PULL_FAILED = "ImagePullFailed"
+CREATE_CONTAINER_ERROR = "CreateContainerError"
+
+
+class ImagePullFailed(RuntimeFailure):
+    """Raised when a workload's image cannot be pulled or its reference is invalid."""
+
+
+def failure_message(error: Exception) -> str:
+    """What a failed operation says: a Persys error's own message, else the exception's type and text."""
+    return error.message if isinstance(error, PersysError) else f"{type(error).__name__}: {error}"
+
+
+def launch_reason(error: Exception) -> str:
+    """The ``reason`` reported for a failed apply: the image could not be had, or anything else."""
+    return IMAGE_PULL_FAILED if isinstance(error, ImagePullFailed) else CREATE_CONTAINER_ERROR
 
 
 @dataclass
 class WorkloadState:
-    """What is actually running for one workload uid on this node."""
+    """What is actually running for one workload uid on this node.
+
+    ``reason`` is empty for a container's plain state; ``Pulling`` (state ``pulling``),
+    ``ImagePullFailed`` or ``CreateContainerError`` explain a launch in progress or failed.
+    """
 
     uid: str
     name: str = ""
@@ -34,6 +57,7 @@ class WorkloadState:
     finishedAt: str | None = None
     specHash: str = ""
     message: str = ""
+    reason: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -116,9 +116,28 @@ async def test_compose_bad_inputs(tmp_path, start_agent, client_for, docker_runt
         compose = {**compose, "repo": str(repo)}
     op = await client.wait(await client.apply(compose_workload(uid, agent.config.name, **compose)), 60)
     assert op["state"] == "failed" and message in op["message"], op
-    with pytest.raises(NotFound):
-        await client.get(uid)
+    state = await client.get(uid)  # the failed launch, remembered in place of a project
+    assert (state["state"], state["reason"], state["message"]) == ("missing", "CreateContainerError", op["message"])
     assert not (tmp_path / "state" / "compose" / uid).exists()
+
+
+async def test_refused_clone_is_reported_until_a_good_apply(tmp_path, start_agent, client_for,  # type: ignore[no-untyped-def]
+                                                            docker_runtime) -> None:
+    agent = await start_agent(docker_runtime)
+    client = client_for(agent)
+    uid = new_uid()
+    refused = compose_workload(uid, agent.config.name, repo="https://127.0.0.1:9/x.git")
+    op = await client.wait(await client.apply(refused), 60)
+    assert op["state"] == "failed" and op["message"].startswith("git clone failed: "), op
+    assert "Failed to connect to 127.0.0.1 port 9" in op["message"]
+    state = await client.get(uid)
+    assert (state["state"], state["reason"], state["message"]) == ("missing", "CreateContainerError", op["message"])
+    assert state["finishedAt"].endswith("Z")
+    good = compose_workload(uid, agent.config.name, repo=f"file://{make_repo(tmp_path)}")
+    assert (await client.wait(await client.apply(good), 120))["state"] == "succeeded"
+    state = await client.get(uid)
+    assert state["state"] == "running" and state["reason"] == "", state
+    assert (await client.wait(await client.remove(uid), 120))["state"] == "succeeded"
 
 
 async def test_git_token_only_travels_through_the_environment(tmp_path: Path) -> None:

@@ -110,12 +110,15 @@ async def test_agent_restart_recovers_without_relaunching(start_agent, client_fo
 async def test_bad_inputs_fail_clearly(start_agent, client_for, docker_runtime) -> None:  # type: ignore[no-untyped-def]
     agent = await start_agent(docker_runtime)
     client = client_for(agent)
-    uid = new_uid()
-    op = await client.wait(await client.apply(workload(uid, agent.config.name, image="persys/nope:missing")), 60)
-    assert op["state"] == "failed" and op["message"] == "image not found: persys/nope:missing"
-    with pytest.raises(NotFound, match=uid):
-        await client.get(uid)
-    with pytest.raises(NotFound, match=uid):
-        await client.stop(uid)
+    uid, image = new_uid(), "127.0.0.1:9/persys-nope:1"  # a closed port: dockerd fails at once
+    op = await client.wait(await client.apply(workload(uid, agent.config.name, image=image)), 60)
+    assert op["state"] == "failed" and op["message"].startswith(f"docker pull {image}: "), op
+    assert "connection refused" in op["message"]
+    # the uid is known by its failed launch only: no container to stop or read logs from
+    assert (await client.get(uid))["reason"] == "ImagePullFailed"
+    stop = await client.wait(await client.stop(uid), 30)
+    assert stop["state"] == "failed" and uid in stop["message"], stop
     with pytest.raises(NotFound, match=uid):
         await client.logs(uid)
+    with pytest.raises(NotFound, match="no-such-uid"):
+        await client.stop("no-such-uid")
