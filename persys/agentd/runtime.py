@@ -12,16 +12,16 @@ import re
 from collections.abc import AsyncGenerator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from persys.errors import BadRequest, PersysError, RuntimeFailure
 from persys.resources.hashing import spec_hash
+from persys.resources.phase import ContainerState, DesiredState, LaunchFailure
 
-State = Literal["created", "running", "exited", "restarting", "paused", "dead", "missing", "pulling"]
-STATES: tuple[str, ...] = ("created", "running", "exited", "restarting", "paused", "dead", "missing", "pulling")
+STATES: tuple[str, ...] = tuple(state.value for state in ContainerState if state != ContainerState.UNKNOWN)
 PULLING = "Pulling"
-IMAGE_PULL_FAILED = "ImagePullFailed"
-CREATE_CONTAINER_ERROR = "CreateContainerError"
+IMAGE_PULL_FAILED = LaunchFailure.IMAGE_PULL_FAILED.value
+CREATE_CONTAINER_ERROR = LaunchFailure.CREATE_CONTAINER_ERROR.value
 
 
 class ImagePullFailed(RuntimeFailure):
@@ -79,7 +79,7 @@ class WorkloadSpec:
 
     @property
     def wants_running(self) -> bool:
-        return bool(self.spec.get("desiredState", "Running") != "Stopped")
+        return bool(self.spec.get("desiredState") != DesiredState.STOPPED)
 
     @classmethod
     def from_body(cls, uid: str, body: Any) -> WorkloadSpec:

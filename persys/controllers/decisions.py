@@ -65,13 +65,16 @@ def _backoff_bounds(spec: dict[str, Any], policy: Policy) -> tuple[float, float]
     return initial, max(maximum, initial)
 
 
+MAX_BACKOFF = 86_400.0  # a day; the API refuses more, older data may still hold it
+
+
 def _finite(value: Any, default: float) -> float:
-    """A positive finite number of seconds from a spec, or the default (the API refuses others; old data may not)."""
+    """A positive number of seconds from a spec, at most a day; the default for anything else (NaN, inf)."""
     try:
         number = float(value)
     except (TypeError, ValueError):
         return default
-    return number if math.isfinite(number) and number > 0 else default
+    return min(number, MAX_BACKOFF) if math.isfinite(number) and number > 0 else default
 
 
 def node_lost(node: Resource | None, now: float, policy: Policy) -> bool:
