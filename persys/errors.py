@@ -1,12 +1,18 @@
-"""The one error hierarchy of Persys, and the table that maps it to HTTP status codes.
+"""The one error hierarchy of Persys; each class's ``code`` is its HTTP status, the only mapping.
 
 Library errors (aetcd, aiodocker, aiohttp) are wrapped at the boundary with
-``raise … from e`` so that callers only ever catch ``PersysError`` subclasses.
+``raise … from e`` so that callers only ever catch ``PersysError`` subclasses. The API server and
+the agent answer every error as ``to_status()`` with the class's ``code`` (``persys.httpedge``);
+clients rebuild the error from that body with ``from_status``, which picks the class again by
+reason and code, so that no instance ever carries a code of its own.
+
+``TerminalError`` is not part of the hierarchy: it is a controller's "do not retry this key",
+wrapping the error that made it so, and means nothing to HTTP (a responder answers it as 500).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -33,7 +39,7 @@ class PersysError(Exception):
         self.causes: list[Cause] = list(causes or [])
 
     def to_status(self) -> dict[str, Any]:
-        """The Kubernetes-shaped ``Status`` body that the API answers with."""
+        """The Kubernetes-shaped ``Status`` body that the API and the agent answer with."""
         body: dict[str, Any] = {
             "kind": "Status",
             "apiVersion": "v1",
@@ -73,6 +79,13 @@ class NotFound(PersysError):
 
     code = 404
     reason = "NotFound"
+
+
+class MethodNotAllowed(PersysError):
+    """Raised when a route exists but not for the request's method."""
+
+    code = 405
+    reason = "MethodNotAllowed"
 
 
 class Conflict(PersysError):
@@ -121,12 +134,8 @@ class NotLeader(PersysError):
     reason = "NotLeader"
 
 
-class TerminalError(PersysError):
-    """Raised by a reconcile that must not be retried (the framework drops the key)."""
-
-
 class AgentError(PersysError):
-    """Raised when a node agent answers with an error or cannot be reached."""
+    """Raised when a node agent answers with an error or cannot be reached (a bad gateway to the API)."""
 
     code = 502
     reason = "AgentError"
@@ -139,50 +148,47 @@ class RuntimeFailure(PersysError):
     reason = "RuntimeFailure"
 
 
-@dataclass
-class ErrorTable:
-    """Maps error classes to HTTP status codes, most specific class first."""
+class TerminalError(Exception):
+    """Raised by a reconcile that must not be retried (the framework drops the key); wraps its cause.
 
-    entries: list[tuple[type[PersysError], int]] = field(default_factory=list)
+    ``TerminalError(e)`` or ``raise TerminalError("why") from e``: either way ``cause`` is ``e``.
+    """
 
-    def code_for(self, error: BaseException) -> int:
-        for cls, code in self.entries:
-            if isinstance(error, cls):
-                return code
-        return 500
+    def __init__(self, cause: BaseException | str) -> None:
+        super().__init__(cause if isinstance(cause, str) else f"{type(cause).__name__}: {cause}")
+        if isinstance(cause, BaseException):
+            self.__cause__ = cause
+
+    @property
+    def cause(self) -> BaseException | None:
+        """The error that made this key hopeless (``None`` for a bare message)."""
+        return self.__cause__
 
 
-HTTP_CODES = ErrorTable(
-    [
-        (BadRequest, 400),
-        (Unauthorized, 401),
-        (Forbidden, 403),
-        (NotFound, 404),
-        (NotLeader, 409),
-        (Conflict, 409),
-        (Gone, 410),
-        (TooLarge, 413),
-        (Invalid, 422),
-        (AgentError, 502),
-        (Unavailable, 503),
-        (PersysError, 500),
-    ]
+# The classes a remote Status may name. NotLeader is left out on purpose: another process's lost
+# lease is not the caller's, so its 409 reads as a plain Conflict.
+_REMOTE: tuple[type[PersysError], ...] = (
+    BadRequest, Unauthorized, Forbidden, NotFound, MethodNotAllowed, Conflict, Gone, TooLarge, Invalid,
+    RuntimeFailure, AgentError, Unavailable,
 )
+_BY_REASON = {cls.reason: cls for cls in _REMOTE}
+_BY_CODE = {cls.code: cls for cls in _REMOTE if cls.code != PersysError.code}
 
 
-_BY_REASON: dict[str, type[PersysError]] = {
-    cls.reason: cls
-    for cls in (BadRequest, Unauthorized, Forbidden, NotFound, Conflict, Gone, TooLarge, Invalid, Unavailable)
-}
+def error_class(code: int, reason: str = "") -> type[PersysError]:
+    """The class a remote error stands for: by its reason, else its code (other 4xx: BadRequest)."""
+    found = _BY_REASON.get(reason) or _BY_CODE.get(code)
+    if found is not None:
+        return found
+    return BadRequest if 400 <= code < 500 else PersysError
 
 
 def from_status(body: dict[str, Any], http_code: int) -> PersysError:
     """Rebuild the error a client received as a ``Status`` body (the inverse of ``to_status``)."""
-    cls = _BY_REASON.get(str(body.get("reason", "")), PersysError)
+    code = body.get("code", http_code)
+    cls = error_class(code if isinstance(code, int) else http_code, str(body.get("reason", "")))
     causes = [
         Cause(str(c.get("field", "")), str(c.get("message", "")))
         for c in (body.get("details") or {}).get("causes", [])
     ]
-    error = cls(str(body.get("message", f"HTTP {http_code}")), causes=causes)
-    error.code = int(body.get("code", http_code))
-    return error
+    return cls(str(body.get("message", f"HTTP {http_code}")), causes=causes)

@@ -3,7 +3,8 @@
 Every request is signed (``persys.security.hmac.sign``) and carries the caller's W3C
 ``traceparent``. Agent errors come back as ``NotFound`` (404), ``Unauthorized`` (401) or
 ``AgentError`` carrying the agent's message; an agent that cannot be reached raises
-``AgentError("agent … unreachable")``.
+``AgentError("agent … unreachable")``. An ``AgentError`` is a 502 wherever it is answered: to the
+API's callers the agent is an upstream that failed, whatever code it used itself.
 """
 
 from __future__ import annotations
@@ -175,6 +176,7 @@ def _workload_path(uid: str, sub: str = "") -> str:
 
 
 def _error(status: int, text: str, base_url: str) -> PersysError:
+    """``NotFound`` and ``Unauthorized`` keep their meaning; any other refusal is the agent failing."""
     message = text[:300] or f"HTTP {status}"
     try:
         body = json.loads(text)
@@ -182,8 +184,8 @@ def _error(status: int, text: str, base_url: str) -> PersysError:
             message = str(body["message"])
     except ValueError:
         pass
-    cls: type[PersysError] = {404: NotFound, 401: Unauthorized}.get(status, AgentError)
-    error = cls(f"{message}" if cls is not AgentError else f"agent {base_url}: {message}")
-    if cls is AgentError:
-        error.code = status
-    return error
+    if status == 404:
+        return NotFound(message)
+    if status == 401:
+        return Unauthorized(message)
+    return AgentError(f"agent {base_url}: {message}")

@@ -3,24 +3,28 @@
 Every route except ``/healthz`` and ``/metrics`` needs a valid ``PERSYS-HMAC-SHA256``
 signature; a refused request answers 401 with the reason. Changes are queued on the
 executor and answered with 202 and an operation id; reads go straight to the runtime.
-Errors are the same JSON ``Status`` bodies the API server answers with.
+Errors are the same JSON ``Status`` bodies the API server answers with (``persys.httpedge``):
+a bad body or query answers 400 naming the problem, and only a fault of the agent's own is a 500.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from opentelemetry import context as otel_context
 
 from persys.agentd.events import EventHub
 from persys.agentd.executor import Executor
 from persys.agentd.runtime import Runtime, WorkloadSpec
-from persys.errors import HTTP_CODES, BadRequest, Conflict, NotFound, PersysError
+from persys.errors import BadRequest, Conflict, NotFound, PersysError
+from persys.httpedge import error_middleware, read_json
 from persys.observability import metrics
 from persys.observability.logging import bound, get_logger
 from persys.observability.tracing import extract, tracer
@@ -32,19 +36,15 @@ ACTIONS = ("stop", "start", "restart")
 MAX_BODY = 4 * 1024 * 1024
 KEEPALIVE_SECONDS = 15.0
 MAX_OPERATION_WAIT = 60.0
+MAX_TAIL = 10_000  # the most log lines one request may ask for (the API's limit too)
 
 log = get_logger("agent")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def error_response(error: PersysError) -> web.Response:
-    code = int(error.__dict__.get("code") or HTTP_CODES.code_for(error))  # an instance may carry its own
-    body = error.to_status()
-    body["code"] = code
-    return web.json_response(body, status=code)
+def signed(verifier: Verifier, node: str = "") -> Middleware:
+    """The middleware that continues the caller's trace and refuses unsigned requests (401)."""
 
-
-def make_middleware(verifier: Verifier, node: str = "") -> Any:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         token = otel_context.attach(extract(request.headers))
@@ -57,23 +57,9 @@ def make_middleware(verifier: Verifier, node: str = "") -> Any:
                     body = await request.read()
                     verifier.verify(request.method, request.raw_path, body, request.headers.get("Authorization"))
                 return await handler(request)
-        except PersysError as e:
-            return error_response(e)
-        except web.HTTPException as e:
-            if e.status >= 400:
-                return error_response(_http_error(e, request))
-            raise
         finally:
             otel_context.detach(token)
     return middleware
-
-
-def _http_error(e: web.HTTPException, request: web.Request) -> PersysError:
-    if e.status == 404:
-        return NotFound(f"no route {request.method} {request.path}")
-    error = BadRequest(e.reason or f"HTTP {e.status}")
-    error.code = e.status
-    return error
 
 
 class AgentApi:
@@ -118,11 +104,7 @@ class AgentApi:
 
     async def apply(self, request: web.Request) -> web.Response:
         uid = request.match_info["uid"]
-        try:
-            body = json.loads(await request.read() or b"null")
-        except ValueError as e:
-            raise BadRequest(f"body is not JSON: {e}") from e
-        workload = WorkloadSpec.from_body(uid, body)
+        workload = WorkloadSpec.from_body(uid, await read_json(request, "body"))
         bound_to = workload.spec.get("nodeName")
         if bound_to and bound_to != self.node:
             raise Conflict(f"workload {uid} is bound to node {bound_to!r}, this is node {self.node!r}")
@@ -148,14 +130,14 @@ class AgentApi:
 
     async def operation(self, request: web.Request) -> web.Response:
         op_id = request.match_info["id"]
-        wait = _number(request.query.get("wait", "0"), "wait")
+        wait = _seconds(request.query.get("wait", "0"), "wait")
         op = await self.executor.wait(op_id, min(wait, MAX_OPERATION_WAIT)) if wait > 0 \
             else self.executor.get(op_id)
         return web.json_response(op.to_dict())
 
     async def logs(self, request: web.Request) -> web.StreamResponse:
         uid = request.match_info["uid"]
-        tail = int(_number(request.query.get("tail", "50"), "tail"))
+        tail = _count(request.query.get("tail", "50"), "tail", MAX_TAIL)
         if request.query.get("follow") not in ("1", "true"):
             return web.Response(text=await self.runtime.logs(uid, tail))
         await self.runtime.get(uid)
@@ -196,17 +178,26 @@ def _line(event: dict[str, Any]) -> bytes:
     return json.dumps(event, separators=(",", ":")).encode() + b"\n"
 
 
-def _number(text: str, name: str) -> float:
+def _seconds(text: str, name: str) -> float:
+    """A query parameter in seconds: a finite number, not negative."""
     try:
         value = float(text)
     except ValueError as e:
-        raise BadRequest(f"{name} must be a number, not {text!r}") from e
-    if value < 0:
-        raise BadRequest(f"{name} must not be negative")
+        raise BadRequest(f"{name} must be a number of seconds, not {text!r}") from e
+    if not math.isfinite(value) or value < 0:
+        raise BadRequest(f"{name} must be a finite, non-negative number of seconds, not {text!r}")
     return value
 
 
+def _count(text: str, name: str, maximum: int) -> int:
+    """A query parameter that counts something: an integer from 0 to ``maximum``, in ASCII digits."""
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(maximum)) or int(text) > maximum:
+        raise BadRequest(f"{name} must be an integer 0-{maximum}, not {text[:40]!r}")
+    return int(text)
+
+
 def make_app(node: str, runtime: Runtime, executor: Executor, hub: EventHub, verifier: Verifier) -> web.Application:
-    app = web.Application(middlewares=[make_middleware(verifier, node)], client_max_size=MAX_BODY)
+    errors = error_middleware(log, lambda request: f"no route {request.method} {request.path}")
+    app = web.Application(middlewares=[errors, signed(verifier, node)], client_max_size=MAX_BODY)
     app.add_routes(AgentApi(node, runtime, executor, hub).routes())
     return app

@@ -1,9 +1,9 @@
 """Cross-cutting request handling: request ids, traces, metrics, errors as Status bodies, auth.
 
 Order (outermost first): ``observe`` binds the request id, opens the server span and records
-metrics around everything; ``errors`` turns every failure into a JSON ``Status`` with the code
-of ``persys.errors.HTTP_CODES``; ``guard`` keeps the plain listener to its few public paths and
-checks the client certificate's role on the mTLS listener.
+metrics around everything; ``errors`` (``persys.httpedge``'s, the agent's too) turns every
+failure into a JSON ``Status`` with the code of the error's class; ``guard`` keeps the plain
+listener to its few public paths and checks the client certificate's role on the mTLS listener.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from opentelemetry.trace import SpanKind, Tracer
 from prometheus_client import Counter, Histogram
 
 from persys.api.auth import IDENTITY, Handler, allowed_roles, peer_identity
-from persys.errors import HTTP_CODES, BadRequest, Forbidden, NotFound, PersysError, TooLarge
+from persys.errors import Forbidden, NotFound
+from persys.httpedge import error_middleware
 from persys.observability import tracing
 from persys.observability.logging import get_logger
 
@@ -75,43 +76,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
                       seconds=round(elapsed, 6))
 
 
-def status_response(error: PersysError) -> web.Response:
-    # a code set on the instance (405 and other plain HTTP errors) wins over the class's table entry
-    code = error.code if "code" in vars(error) else HTTP_CODES.code_for(error)
-    body = error.to_status()
-    body["code"] = code
-    return web.json_response(body, status=code)
-
-
-def _from_http(e: web.HTTPException) -> PersysError:
-    if isinstance(e, web.HTTPRequestEntityTooLarge):
-        return TooLarge("request body exceeds the 1 MiB limit")
-    if isinstance(e, web.HTTPNotFound):
-        return NotFound("no such route; see /openapi.json")
-    if isinstance(e, web.HTTPMethodNotAllowed):
-        error = PersysError(f"method {e.method} not allowed here; allowed: {', '.join(sorted(e.allowed_methods))}")
-        error.code, error.reason = 405, "MethodNotAllowed"
-        return error
-    error = BadRequest(e.text or e.reason) if e.status < 500 else PersysError(e.reason)
-    error.code = e.status
-    return error
-
-
-@web.middleware
-async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except PersysError as e:
-        if HTTP_CODES.code_for(e) >= 500:
-            log.warning("request failed", method=request.method, path=request.path, error=e.message)
-        return status_response(e)
-    except web.HTTPException as e:
-        if e.status < 400:
-            raise
-        return status_response(_from_http(e))
-    except Exception as e:
-        log.exception("internal error", method=request.method, path=request.path)
-        return status_response(PersysError(f"internal error: {type(e).__name__}"))
+errors = error_middleware(log, lambda request: "no such route; see /openapi.json")
 
 
 @web.middleware

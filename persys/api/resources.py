@@ -7,7 +7,6 @@ as soon as it is registered. Validation is the kind's own (``Kind.parse``); stor
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +15,8 @@ from aiohttp import web
 from persys.api.auth import ANY_ROLE, allow, authorize, identity
 from persys.api.context import api_context
 from persys.api.watch import watch_stream
-from persys.errors import BadRequest, Cause, Conflict, Invalid, NotFound, TooLarge
+from persys.errors import BadRequest, Cause, Conflict, Invalid, NotFound
+from persys.httpedge import read_json
 from persys.resources import Kind, Resource, Selector, now_iso
 from persys.store import ObjectStore
 from persys.store.objects import replaced
@@ -62,17 +62,10 @@ def respond(kind: Kind, obj: Resource, status: int = 200, headers: dict[str, str
 
 
 async def read_body(request: web.Request) -> dict[str, Any]:
-    """The request's JSON object; 400 when it is not JSON or not an object, 413 when too large."""
-    try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge as e:
-        raise TooLarge(f"request body exceeds {request.client_max_size} bytes") from e
-    if not raw.strip():
+    """The request's JSON object; 400 when it is empty, not JSON, too deep or not an object, 413 when too large."""
+    data = await read_json(request)
+    if data is None:
         raise BadRequest("request body is empty")
-    try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError) as e:
-        raise BadRequest(f"request body is not valid JSON: {e}") from e
     if not isinstance(data, dict):
         raise BadRequest(f"request body must be a JSON object, not {type(data).__name__}")
     return data

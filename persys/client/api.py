@@ -1,6 +1,7 @@
 """An asyncio client for the Persys API, generic over the kinds in the registry.
 
-Errors come back as the ``PersysError`` the server described in its ``Status`` body.
+Errors come back as the ``PersysError`` the server described in its ``Status`` body (or, for an
+answer that is not a ``Status``, the class its HTTP code stands for).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 import aiohttp
 
-from persys.errors import PersysError, Unavailable, from_status
+from persys.errors import Unavailable, error_class, from_status
 from persys.resources import REGISTRY, Registry, Resource
 from persys.security.tls import client_context
 
@@ -88,7 +89,7 @@ class ApiClient:
                 if resp.status >= 400:
                     if isinstance(payload, dict) and payload.get("kind") == "Status":
                         raise from_status(payload, resp.status)
-                    raise PersysError(f"HTTP {resp.status} from {self.server}{path}: {text[:200]}")
+                    raise error_class(resp.status)(f"HTTP {resp.status} from {self.server}{path}: {text[:200]}")
                 return resp.status, payload, resp.headers
         except (aiohttp.ClientConnectionError, TimeoutError) as e:
             raise Unavailable(f"cannot reach API server {self.server}: {e}") from e
