@@ -2,16 +2,16 @@
 
 It creates what a new cluster needs under ``$PERSYS_HOME`` (PKI, HMAC secret, CLI config),
 starts a real ``etcd`` child on the data dir there, and runs every other component in this
-event loop. Ctrl-C / SIGTERM stops them all, etcd included; running it again resumes the same
-cluster because the state lives in etcd's data dir and the containers carry their own labels.
+event loop as tasks of one supervisor: the API (whose ``/healthz`` reports all of them), its DNS
+registration, the DNS server, the controllers and the local agent. Ctrl-C / SIGTERM cancels
+them all at once and then stops etcd, which their cleanup still needs; running it again resumes
+the same cluster because the state lives in etcd's data dir and the containers carry their labels.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
-import signal
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +29,7 @@ from persys.dns.registration import register_api_server
 from persys.dns.server import DnsServer
 from persys.errors import PersysError
 from persys.observability.logging import get_logger
-from persys.runtime.manager import Manager
+from persys.runtime.supervisor import Named, Supervisor, run_until, stop_signals
 from persys.security import pki
 from persys.security.paths import HMAC_KEY_ID, HomePaths, read_hmac_secret
 from persys.store import Etcd
@@ -100,36 +100,37 @@ def prepare_home(config: UpConfig) -> HomePaths:
 
 
 class Cluster:
-    """Every component of ``persys up``, started in order and stopped in reverse."""
+    """Every component of ``persys up``: etcd first, the rest under one supervisor, etcd last."""
 
-    def __init__(self, config: UpConfig) -> None:
+    def __init__(self, config: UpConfig, *, announce: str | None = None) -> None:
         self.config = config
         self.paths = config.paths
+        self.announce = announce  # printed with the summary once everything is up (None: print nothing)
         peer = config.etcd_peer_port or config.etcd_port + 1
         self.etcd_server = EtcdServer(self.paths.etcd_data, client_port=config.etcd_port, peer_port=peer)
-        self.etcd: Etcd | None = None
-        self.api: ApiServer | None = None
-        self.dns: DnsServer | None = None
-        self.registration: object | None = None
-        self.manager: Manager | None = None
-        self.agent: Agent | None = None
-
-    async def start(self) -> None:
-        config = self.config
-        await self.etcd_server.start()
         self.etcd = Etcd(self.etcd_server.url)
+        self.ready = asyncio.Event()  # set once every component is up
+
+    async def start(self, supervisor: Supervisor) -> None:
+        """Start every component but etcd under ``supervisor``, each once the ones it needs are up."""
+        config = self.config
         secret = read_hmac_secret(self.paths.hmac_secret)
-        self.api = ApiServer(ApiContext(self.etcd, hmac_secret=secret), tls_from_home(config.home),
-                             listen=(LOCALHOST, config.http_port), secure_listen=(LOCALHOST, config.api_port))
-        await self.api.start()
-        self.registration = await register_api_server(self.etcd, config.zone, LOCALHOST, config.api_port)
-        self.dns = DnsServer(self.etcd, config.zone, LOCALHOST, config.dns_port)
-        await self.dns.start()
-        self.manager = build_manager(self.etcd_server.url, home=config.home,
-                                     listen=f"{LOCALHOST}:{config.controllers_port}",
-                                     extra=[dns_registrar(config.zone)])
-        self.agent = self._agent()
-        await self.agent.start()
+        api = ApiServer(ApiContext(self.etcd, hmac_secret=secret), tls_from_home(config.home),
+                        listen=(LOCALHOST, config.http_port), secure_listen=(LOCALHOST, config.api_port))
+        await api.start(supervisor)
+        await register_api_server(self.etcd, config.zone, LOCALHOST, config.api_port, supervisor=supervisor)
+        await DnsServer(self.etcd, config.zone, LOCALHOST, config.dns_port).start(supervisor)
+        await supervisor.start(Named("controllers", self._controllers))
+        await self._agent().start(supervisor)
+        self.ready.set()
+        if self.announce is not None:
+            print(self.summary(), self.announce, sep="\n", flush=True)
+
+    async def _controllers(self) -> None:
+        """One manager per run, so that a restart after a crash starts from a clean one."""
+        config = self.config
+        await build_manager(self.etcd_server.url, home=config.home, listen=f"{LOCALHOST}:{config.controllers_port}",
+                            extra=[dns_registrar(config.zone)]).run()
 
     def _agent(self) -> Agent:
         config = self.config
@@ -156,21 +157,16 @@ class Cluster:
             "Try: persys apply -f manifests/ --wait; persys get workloads. Ctrl-C stops everything.",
         ])
 
-    async def stop(self) -> None:
-        """Stop in reverse order; the agent leaves containers running, etcd goes last."""
-        if self.agent is not None:
-            await self.agent.stop()
-        if self.dns is not None:
-            await self.dns.close()
-        close = getattr(self.registration, "close", None)
-        if close is not None:
-            with contextlib.suppress(PersysError):
-                await close()
-        if self.api is not None:
-            await self.api.stop()
-        if self.etcd is not None:
+    async def run(self, stop: asyncio.Event) -> None:
+        """Start etcd, run the rest until ``stop`` is set, stop etcd after every other part has ended."""
+        await self.etcd_server.start()
+        try:
+            await run_until(stop, "up", self.start)
+        finally:
+            self.ready.clear()
             await self.etcd.close()
-        self.etcd_server.stop()
+            self.etcd_server.stop()
+            log.info("persys up stopped")
 
 
 async def run(config: UpConfig, *, announce: bool = True) -> None:
@@ -178,25 +174,5 @@ async def run(config: UpConfig, *, announce: bool = True) -> None:
     config.node_name = config.node_name or default_node_name()
     docker_version = await check_docker()
     prepare_home(config)
-    cluster = Cluster(config)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await cluster.start()
-        assert cluster.manager is not None
-        manager = cluster.manager
-        if announce:
-            print(cluster.summary(), f"\n  docker       {docker_version}", flush=True)
-        async with asyncio.TaskGroup() as group:
-            group.create_task(manager.run(), name="controllers")
-
-            async def stopper() -> None:
-                await stop.wait()
-                manager.stop()
-
-            group.create_task(stopper(), name="stop-on-signal")
-    finally:
-        await asyncio.shield(cluster.stop())
-        log.info("persys up stopped")
+    with stop_signals() as stop:
+        await Cluster(config, announce=f"  docker       {docker_version}" if announce else None).run(stop)

@@ -1,17 +1,19 @@
 """One node agent: a runtime, its executor and event hub, the HTTP listener and Node heartbeats.
 
-``Agent`` is what ``persys agent`` and ``persys up`` run, and what the tests start in-process.
-Stopping an agent closes its listener and connections but never stops a workload: the
+``Agent`` is the supervised component ``persys agent`` and ``persys up`` run (task
+``agent-<node>``, its heartbeat ``agent-<node>/heartbeat``), and what the tests start in-process.
+Its ``/healthz`` answers 503, naming the task and the error, while one of its node's tasks is
+dead. Stopping an agent closes its listener and connections but never stops a workload: the
 containers keep running and the next agent rebuilds its state from them.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from persys.agentd.events import EventHub
 from persys.agentd.executor import Executor
@@ -19,9 +21,11 @@ from persys.agentd.node import NodeRegistration
 from persys.agentd.runtime import Runtime
 from persys.agentd.server import make_app
 from persys.observability.logging import get_logger
+from persys.runtime.supervisor import Component, Named, Service, health_response
 from persys.security.hmac import Verifier
 
 log = get_logger("agent")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @dataclass
@@ -43,40 +47,49 @@ class AgentConfig:
         return f"{self.host}:{self.port}"
 
 
-class Agent:
-    """Starts and stops one node agent inside the current event loop."""
+class Agent(Component):
+    """One node agent inside the current event loop."""
 
     def __init__(self, config: AgentConfig) -> None:
+        super().__init__(f"agent-{config.name}")
+        self.health_scope = self.name  # hollow nodes share a process: each reports its own tasks
         self.config = config
         self.hub = EventHub()
         self.runtime = config.runtime_factory(config.name, self.hub)
         self.executor = Executor(config.name, parallelism=config.parallelism)
         self.verifier = Verifier(config.secrets, max_skew=config.max_skew)
         self._runner: web.AppRunner | None = None
-        self._heartbeat: asyncio.Task[None] | None = None
 
     @property
     def url(self) -> str:
         return f"http://{self.config.address}"
 
-    async def start(self) -> None:
+    def background(self) -> list[Service]:
+        registration = self.config.registration
+        return [Named(f"{self.name}/heartbeat", registration.run)] if registration is not None else []
+
+    async def open(self) -> None:
         await self.runtime.open()
         app = make_app(self.config.name, self.runtime, self.executor, self.hub, self.verifier)
+        app.middlewares.append(self._healthz())
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=2.0)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.config.host, self.config.port).start()
-        if self.config.registration is not None:
-            self._heartbeat = asyncio.create_task(self.config.registration.run(),
-                                                  name=f"agent-heartbeat-{self.config.name}")
         log.info("agent listening", node=self.config.name, address=self.config.address,
                  runtime=self.runtime.name)
 
-    async def stop(self) -> None:
-        """Close the listener and background work; containers keep running."""
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            await asyncio.gather(self._heartbeat, return_exceptions=True)
-            self._heartbeat = None
+    def _healthz(self) -> Middleware:
+        """``/healthz`` turns 503 while one of this node's supervised tasks is dead."""
+
+        @web.middleware
+        async def healthz(request: web.Request, handler: Handler) -> web.StreamResponse:
+            if request.path == "/healthz" and not (health := self.health()).healthy:
+                return health_response(health, node=self.config.name, runtime=self.runtime.name)
+            return await handler(request)
+        return healthz
+
+    async def cleanup(self) -> None:
+        """Close the listener and connections; containers keep running."""
         self.hub.close()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -86,10 +99,3 @@ class Agent:
         if self.config.registration is not None:
             await self.config.registration.close()
         log.info("agent stopped", node=self.config.name)
-
-    async def __aenter__(self) -> Agent:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()

@@ -3,9 +3,11 @@
 The agent PUTs its Node (spec: address, labels) and then, every 10 seconds, its status
 (capacity, allocatable, Ready condition, lastHeartbeatTime, runtime). When the API cannot be
 reached it retries with back-off and changes nothing else: losing the control plane never
-stops a workload. With discovery set up (``discover`` and ``connect``), the agent picks its
-API server by DNS SRV before registering and again whenever the current one cannot be
-reached, so that it follows the API servers that are alive.
+stops a workload. Any other error ends ``run``: the agent's supervisor logs it, turns the
+agent's ``/healthz`` red and runs it again (it registers anew). With discovery set up
+(``discover`` and ``connect``), the agent picks its API server by DNS SRV before registering
+and again whenever the current one cannot be reached, so that it follows the API servers that
+are alive.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from persys.errors import Conflict, NotFound, PersysError, Unavailable
 from persys.observability.logging import get_logger
 from persys.resources import NODE, ObjectMeta, Resource
 from persys.resources.model import now_iso
+from persys.runtime.backoff import Backoff
 
 HEARTBEAT_SECONDS = 10.0
 MAX_BACKOFF_SECONDS = 30.0
@@ -64,6 +67,7 @@ class NodeRegistration:
         self.capacity = capacity or host_capacity()
         self.ready_since = now_iso()
         self.heartbeats = 0
+        self.backoff = Backoff(1.0, MAX_BACKOFF_SECONDS)
 
     async def choose_server(self) -> None:
         """Switch ``api`` to the server discovery picks now (no-op without discovery)."""
@@ -110,7 +114,6 @@ class NodeRegistration:
         A Conflict means the control plane answered and another writer got in between (an admin
         cordoning the Node while it re-registers): that is retried at once, a few times, not backed off.
         """
-        backoff = 1.0
         registered = False
         conflicts = 0
         while True:
@@ -121,7 +124,8 @@ class NodeRegistration:
                     registered = True
                     log.info("node registered", node=self.name, address=self.address)
                 await self.heartbeat()
-                backoff, conflicts = 1.0, 0
+                self.backoff.reset()
+                conflicts = 0
                 await asyncio.sleep(self.interval)
             except Conflict as e:
                 conflicts += 1
@@ -130,19 +134,19 @@ class NodeRegistration:
                              error=e.message)
                     continue
                 conflicts = 0
-                backoff = await self._back_off(e, backoff)
+                await self._back_off(e)
             except PersysError as e:
                 registered = registered and not isinstance(e, NotFound)
-                backoff = await self._back_off(e, backoff)
+                await self._back_off(e)
 
-    async def _back_off(self, error: PersysError, backoff: float) -> float:
-        """Wait ``backoff`` seconds (picking a server again if this one is gone); the next back-off."""
+    async def _back_off(self, error: PersysError) -> None:
+        """Wait out the back-off (picking a server again if this one is gone)."""
         what = "control plane unreachable" if isinstance(error, Unavailable) else "control plane refused the write"
-        log.warning(f"{what}, retrying", node=self.name, error=error.message, retry_in=backoff)
-        await asyncio.sleep(backoff)
+        delay = self.backoff.next()
+        log.warning(f"{what}, retrying", node=self.name, error=error.message, retry_in=round(delay, 3))
+        await asyncio.sleep(delay)
         if isinstance(error, Unavailable):
             await self.choose_server()
-        return min(backoff * 2, MAX_BACKOFF_SECONDS)
 
     async def close(self) -> None:
         await self.api.close()

@@ -1,8 +1,10 @@
 """The aiohttp application: the route table, the health routes, and ``build_app``.
 
 One application serves both listeners; the ``guard`` middleware keeps the plain one to
-``PLAIN_PATHS``. Other components add their routes by passing callables to ``build_app``
-(``extra_routes``); ``/openapi.json`` is generated from the router itself, so it lists them too.
+``PLAIN_PATHS``. ``/healthz`` reports the supervised tasks of the server's process (503 naming
+the one that died and why), ``/readyz`` whether etcd answers. Other components add their
+routes by passing callables to ``build_app`` (``extra_routes``); ``/openapi.json`` is generated
+from the router itself, so it lists them too.
 """
 
 from __future__ import annotations
@@ -18,17 +20,19 @@ from persys.api.context import API_CONTEXT, ApiContext, api_context
 from persys.errors import StoreUnavailable
 from persys.observability import metrics
 from persys.resources import API_VERSION
+from persys.runtime.supervisor import Health, health_response
 
 PREFIX = "/apis/persys.dev/v1"
 MAX_BODY = 1024 * 1024
 
 RouteAdder = Callable[[web.Application], None]
+HEALTH: web.AppKey[Callable[[], Health]] = web.AppKey("persys_api_health")
 
 
 @allow(middleware.PUBLIC)
 async def healthz(request: web.Request) -> web.Response:
-    """Liveness: the process answers."""
-    return web.Response(text="ok")
+    """Liveness: the process answers and none of its supervised tasks is dead (503 naming it)."""
+    return health_response(request.app[HEALTH]())
 
 
 @allow(middleware.PUBLIC)
@@ -97,8 +101,11 @@ async def _stop_watches(app: web.Application) -> None:
         task.cancel()
 
 
-def build_app(ctx: ApiContext, extra_routes: Sequence[RouteAdder] = ()) -> web.Application:
+def build_app(ctx: ApiContext, extra_routes: Sequence[RouteAdder] = (),
+              health: Callable[[], Health] = Health) -> web.Application:
     """The API application over ``ctx``; each of ``extra_routes`` adds routes to it.
+
+    ``health`` is what ``/healthz`` reports (the ApiServer passes its process's supervisor).
 
     Extra routes are for admins and controllers unless their handler is marked with
     ``persys.api.auth.allow(...)``; they reach the shared context with ``api_context(request)``.
@@ -106,6 +113,7 @@ def build_app(ctx: ApiContext, extra_routes: Sequence[RouteAdder] = ()) -> web.A
     app = web.Application(client_max_size=MAX_BODY,
                           middlewares=[middleware.observe, middleware.errors, middleware.guard])
     app[API_CONTEXT] = ctx
+    app[HEALTH] = health
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, handler)
     for add in extra_routes:

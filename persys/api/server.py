@@ -1,14 +1,14 @@
 """Running the API: one application on two listeners (plain and mTLS), started and stopped as a unit.
 
-``ApiServer`` is what ``persys server`` and ``persys up`` run; ``ROUTE_MODULES`` lists the
-route modules other components contribute (one line each), loaded when they exist.
+``ApiServer`` is the supervised component ``persys server`` and ``persys up`` run; its
+``/healthz`` reports every supervised task of its process (in ``persys up``, the whole
+cluster's). ``ROUTE_MODULES`` lists the route modules other components contribute (one line
+each), loaded when they exist.
 """
 
 from __future__ import annotations
 
-import asyncio
 import importlib
-import signal
 import ssl
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,7 +17,9 @@ from aiohttp import web
 
 from persys.api.app import RouteAdder, build_app
 from persys.api.context import ApiContext
+from persys.dns.registration import register_api_server
 from persys.observability.logging import get_logger
+from persys.runtime.supervisor import Component, Supervisor, run_process
 from persys.security.paths import HomePaths, read_hmac_secret
 from persys.security.tls import server_context
 from persys.store import Etcd
@@ -60,18 +62,19 @@ def tls_from_home(home: Path) -> ssl.SSLContext:
     return server_context(paths.cert("server"), paths.key("server"), paths.ca_cert)
 
 
-class ApiServer:
+class ApiServer(Component):
     """The API on a plain listener and an mTLS listener (the port of either may be 0: any free one)."""
 
     def __init__(self, ctx: ApiContext, tls: ssl.SSLContext, *, listen: tuple[str, int] = ("127.0.0.1", 7070),
                  secure_listen: tuple[str, int] = ("127.0.0.1", 7443),
                  extra_routes: Sequence[RouteAdder] | None = None) -> None:
+        super().__init__("api")
         self.ctx = ctx
         self.tls = tls
         self.listen = listen
         self.secure_listen = secure_listen
         routes = default_routes() if extra_routes is None else extra_routes
-        self.app = build_app(ctx, routes)
+        self.app = build_app(ctx, routes, health=self.health)
         self._runner: web.AppRunner | None = None
         self.plain_port = listen[1]
         self.secure_port = secure_listen[1]
@@ -84,7 +87,7 @@ class ApiServer:
     def secure_url(self) -> str:
         return f"https://{self.secure_listen[0]}:{self.secure_port}"
 
-    async def start(self) -> None:
+    async def open(self) -> None:
         runner = web.AppRunner(self.app, access_log=None, handler_cancellation=True, shutdown_timeout=2.0)
         await runner.setup()
         self._runner = runner
@@ -96,7 +99,7 @@ class ApiServer:
         (_, self.plain_port, *_), (_, self.secure_port, *_) = runner.addresses
         log.info("api listening", plain=self.plain_url, secure=self.secure_url)
 
-    async def stop(self) -> None:
+    async def cleanup(self) -> None:
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
@@ -104,28 +107,21 @@ class ApiServer:
 
 async def serve(etcd_urls: str, home: Path, listen: str, secure_listen: str, *,
                 bookmark_interval: float = 5.0, zone: str = "", advertise: str = "") -> None:
-    """Run the API until SIGINT or SIGTERM (``persys server``)."""
+    """Run the API until SIGINT or SIGTERM (``persys server``), registered in DNS when ``zone`` is set."""
     etcd = Etcd(etcd_urls)
     secret = HomePaths(home).hmac_secret
     ctx = ApiContext(etcd, bookmark_interval=bookmark_interval,
                      hmac_secret=read_hmac_secret(secret) if secret.exists() else None)
     server = ApiServer(ctx, tls_from_home(home), listen=parse_address(listen),
                        secure_listen=parse_address(secure_listen))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await server.start()
-    registration = None
-    try:
-        if zone:  # DNS discovery: SRV _persys-api._tcp.<zone> on an etcd lease, withdrawn on the way out
-            from persys.dns.registration import register_api_server
 
-            host = advertise or server.secure_listen[0]
-            registration = await register_api_server(etcd, zone, host, server.secure_port)
-        await stop.wait()
+    async def start(supervisor: Supervisor) -> None:
+        await server.start(supervisor)
+        if zone:  # DNS discovery: SRV _persys-api._tcp.<zone> on an etcd lease, withdrawn on the way out
+            await register_api_server(etcd, zone, advertise or server.secure_listen[0], server.secure_port,
+                                      supervisor=supervisor)
+
+    try:
+        await run_process("api", start)
     finally:
-        if registration is not None:
-            await registration.close()
-        await server.stop()
         await etcd.close()

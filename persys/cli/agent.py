@@ -78,8 +78,9 @@ def agent(state: CliState, name: str, listen: str, advertise: str, server: str, 
           hmac_secret: Path | None, parallelism: int, nodes: int, base_port: int | None,
           sim_start_latency: float | None, sim_exit_after: float | None) -> None:
     """Run the node agent: an HMAC-signed HTTP API driving Docker (or hollow containers)."""
-    from persys.agentd.launcher import Credentials, LaunchSettings, build_agents, serve
+    from persys.agentd.launcher import Credentials, LaunchSettings, build_agents
     from persys.agentd.simulated import SimulationConfig
+    from persys.runtime.supervisor import Supervisor, run_process
 
     if nodes and runtime != "simulated":
         raise click.BadParameter("--nodes needs --runtime simulated", param_hint="--nodes")
@@ -103,6 +104,12 @@ def agent(state: CliState, name: str, listen: str, advertise: str, server: str, 
         c, k, a = node_credentials(paths, node, cert if not nodes else None, key if not nodes else None, ca)
         return Credentials(ca=a if a.exists() else None, cert=c, key=k)
 
+    agents = build_agents(settings, credentials)
+
+    async def start(supervisor: Supervisor) -> None:  # every node's tasks under the process's one supervisor
+        for node in agents:
+            await node.start(supervisor)
+
     plog.configure()
     tracing.setup("persys-agent")
-    asyncio.run(serve(build_agents(settings, credentials)))
+    asyncio.run(run_process("agent", start))

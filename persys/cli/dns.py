@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 
 import click
 
@@ -15,11 +14,12 @@ from persys.observability import logging as plog
 @option("--etcd", default="http://127.0.0.1:2379", show_default=True, help="etcd endpoints, comma-separated.")
 @option("--listen", default="127.0.0.1:5353", show_default=True, help="UDP and TCP address HOST:PORT.")
 @option("--zone", default="persys.local", show_default=True, help="The zone answered; everything else is REFUSED.")
-@option("--metrics-listen", default="", help="HOST:PORT serving /metrics (persys_dns_queries_total); '' for none.")
+@option("--metrics-listen", default="", help="HOST:PORT serving /metrics and /healthz; '' for none.")
 @click.pass_obj
 def dns(state: CliState, etcd: str, listen: str, zone: str, metrics_listen: str) -> None:
     """Serve A, SRV and SOA records of the cluster zone over UDP and TCP."""
     from persys.dns.server import DnsServer, parse_listen
+    from persys.runtime.supervisor import run_process
     from persys.store.etcd import Etcd
 
     plog.configure()
@@ -29,18 +29,12 @@ def dns(state: CliState, etcd: str, listen: str, zone: str, metrics_listen: str)
         raise click.BadParameter(f"{listen!r} is not HOST:PORT", param_hint="--listen") from e
 
     async def run() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
         client = Etcd(etcd)
         server = DnsServer(client, zone, host, port,
                            metrics_listen=parse_listen(metrics_listen) if metrics_listen else None)
         try:
-            await server.start(ready_timeout=None)
-            await stop.wait()
+            await run_process("dns", lambda supervisor: server.start(supervisor, ready_timeout=None))
         finally:
-            await server.close()
             await client.close()
 
     try:

@@ -4,7 +4,8 @@ The DNS server answers from here, never from etcd directly: one range at start, 
 watch's changes. When the watch falls behind a compaction (Gone) or etcd goes away
 (StoreUnavailable), the cache relists with back-off and replaces its content, so records
 deleted meanwhile vanish too. Until the first list succeeds the cache is not ``ready`` and
-the server answers SERVFAIL rather than a false NXDOMAIN.
+the server answers SERVFAIL rather than a false NXDOMAIN. Any other error ends ``run``: the
+DNS server's supervisor logs it, turns ``/healthz`` red and runs it again (a relist).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from persys.dns.records import SkyRecord, name_to_key, zone_prefix
 from persys.errors import Gone, StoreUnavailable
 from persys.observability.logging import get_logger
+from persys.runtime.backoff import Backoff
 from persys.store.etcd import KV, Etcd
 
 log = get_logger("dns")
@@ -27,7 +29,8 @@ RETRY_MAX = 5.0
 class RecordCache:
     """Every record under ``/skydns/<zone reversed>/``, indexed by key in sorted order."""
 
-    def __init__(self, etcd: Etcd, zone: str) -> None:
+    def __init__(self, etcd: Etcd, zone: str, name: str = "dns/watch") -> None:
+        self.name = name  # its task's name under the supervisor
         self.etcd = etcd
         self.zone = zone
         self.prefix = zone_prefix(zone)
@@ -83,14 +86,14 @@ class RecordCache:
 
     async def run(self) -> None:
         """List, then follow the watch; relist on compaction or when etcd breaks. Runs until cancelled."""
-        delay = RETRY_INITIAL
+        retry = Backoff(RETRY_INITIAL, RETRY_MAX)
         while True:
             try:
                 kvs, revision = await self.etcd.range(self.prefix)
                 self._replace(kvs, revision)
                 self.ready.set()
                 log.debug("dns.listed", records=len(self._records), revision=revision)
-                delay = RETRY_INITIAL
+                retry.reset()
                 async for event in self.etcd.watch(self.prefix, revision + 1):
                     if event.type == "PUT":
                         self._put(event.key, event.value)
@@ -98,8 +101,6 @@ class RecordCache:
                         self._delete(event.key)
                     self.revision = max(self.revision, event.revision)
             except (Gone, StoreUnavailable) as e:
-                log.info("dns.relist", reason=str(e), retry_in=delay)
-            except Exception:  # a surprise must not leave DNS answering stale data forever
-                log.exception("dns.watch_failed", retry_in=delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RETRY_MAX)
+                delay = retry.next()
+                log.info("dns.relist", reason=str(e), retry_in=round(delay, 3))
+                await asyncio.sleep(delay)

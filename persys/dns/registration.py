@@ -1,21 +1,23 @@
 """An API server announces itself as SRV ``_persys-api._tcp.<zone>``, bound to an etcd lease.
 
 Each server owns one record under that name (its unique last label is derived from host and
-port), put with a lease that a background task keeps alive. ``close()`` revokes the lease
-so the record goes at once; a server that crashes stops refreshing and etcd removes the record
-when the lease expires, with nobody cleaning up. When the lease is lost anyway (etcd was away
-longer than the TTL) the task grants a new one and puts the record again.
+port), put with a lease that a background loop keeps alive. Stopping revokes the lease so the
+record goes at once; a server that crashes stops refreshing and etcd removes the record when the
+lease expires, with nobody cleaning up. When the lease is lost anyway (etcd was away longer than
+the TTL) the loop grants a new one and puts the record again; when a refresh fails it retries
+with back-off, never later than the next refresh was due.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 
 from persys.dns.records import DEFAULT_PRIORITY, DEFAULT_WEIGHT, SkyRecord, name_to_key, srv_name
 from persys.errors import PersysError
 from persys.observability.logging import get_logger
+from persys.runtime.backoff import Backoff
+from persys.runtime.supervisor import Component, Named, Service, Supervisor
 from persys.store.etcd import Etcd
 
 log = get_logger("dns")
@@ -36,15 +38,16 @@ def api_record(zone: str, host: str, port: int, ttl: int, priority: int = DEFAUL
                      priority=priority, weight=weight, ttl=ttl)
 
 
-class ApiServerRegistration:
-    """A live SRV registration; ``close()`` withdraws it (``revoke=False`` leaves it to expire)."""
+class ApiServerRegistration(Component):
+    """The SRV registration of one API server: a component whose ``open`` registers, kept alive beside it."""
 
-    def __init__(self, etcd: Etcd, record: SkyRecord, lease_ttl: int) -> None:
+    def __init__(self, etcd: Etcd, record: SkyRecord, lease_ttl: int, name: str = "dns-registration") -> None:
+        super().__init__(name)
         self.etcd = etcd
         self.record = record
         self.lease_ttl = lease_ttl
         self.lease = 0
-        self._task: asyncio.Task[None] | None = None
+        self.withdraw = True  # revoke the lease on the way out (False: leave the record to expire)
 
     async def register(self) -> None:
         """Grant a lease and put the record on it."""
@@ -53,45 +56,53 @@ class ApiServerRegistration:
         log.info("dns.api_registered", key=self.record.key, host=self.record.host, port=self.record.port,
                  lease=self.lease)
 
-    async def _keep_alive(self) -> None:
+    async def open(self) -> None:
+        await self.register()
+
+    def background(self) -> list[Service]:
+        return [Named(f"{self.name}/keepalive", self.keep_alive)]
+
+    async def keep_alive(self) -> None:
+        """Refresh the lease every third of its TTL; register again when it is lost. Runs until cancelled."""
         interval = max(self.lease_ttl / 3, 0.5)
+        retry = Backoff(min(0.5, interval), interval)
+        delay = interval
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(delay)
             try:
-                if self.lease and await self.etcd.refresh_lease(self.lease) > 0:
-                    continue
-                log.warning("dns.api_lease_lost", key=self.record.key, lease=self.lease)
-                await self.register()
+                if not (self.lease and await self.etcd.refresh_lease(self.lease) > 0):
+                    log.warning("dns.api_lease_lost", key=self.record.key, lease=self.lease)
+                    await self.register()
+                retry.reset()
+                delay = interval
             except PersysError as e:
-                log.warning("dns.api_keepalive_failed", key=self.record.key, error=str(e))
+                delay = retry.next()
+                log.warning("dns.api_keepalive_failed", key=self.record.key, error=str(e), retry_in=round(delay, 3))
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._keep_alive(), name=f"dns-api-keepalive-{self.record.key}")
-
-    async def close(self, *, revoke: bool = True) -> None:
-        """Stop refreshing; with ``revoke`` also revoke the lease, which deletes the record now."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        if revoke and self.lease:
+    async def cleanup(self) -> None:
+        """Revoke the lease, which deletes the record now (unless ``withdraw`` is off)."""
+        lease, self.lease = self.lease, 0
+        if self.withdraw and lease:
             try:
-                await self.etcd.revoke_lease(self.lease)
+                await self.etcd.revoke_lease(lease)
             except PersysError as e:
                 log.warning("dns.api_revoke_failed", key=self.record.key, error=str(e))
-            self.lease = 0
+
+    async def close(self, *, revoke: bool = True) -> None:
+        """Stop refreshing; with ``revoke`` also withdraw the record now (else it expires with its lease)."""
+        self.withdraw = revoke
+        await self.stop()
 
 
 async def register_api_server(etcd: Etcd, zone: str, host: str, port: int, ttl: int = 15, *,
-                              priority: int = DEFAULT_PRIORITY, weight: int = DEFAULT_WEIGHT
-                              ) -> ApiServerRegistration:
+                              priority: int = DEFAULT_PRIORITY, weight: int = DEFAULT_WEIGHT,
+                              supervisor: Supervisor | None = None) -> ApiServerRegistration:
     """Put SRV ``_persys-api._tcp.<zone>`` → ``host:port`` on a lease of ``ttl`` seconds, kept alive.
 
     The DNS TTL of the record equals the lease TTL so that resolvers never cache it longer than
-    it can outlive a crashed server. Raises StoreUnavailable when etcd does not answer.
+    it can outlive a crashed server. Raises StoreUnavailable when etcd does not answer. Without
+    ``supervisor`` (the process's) it runs under one of its own until ``close()``.
     """
     registration = ApiServerRegistration(etcd, api_record(zone, host, port, ttl, priority, weight), ttl)
-    await registration.register()
-    registration.start()
+    await registration.start(supervisor)
     return registration

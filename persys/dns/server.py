@@ -1,8 +1,10 @@
 """``persys dns``: the authoritative DNS server of the cluster zone, over UDP and TCP.
 
-Owns the transports and the life cycle: the record cache's watch task, the UDP endpoint
-and the TCP listener. UDP answers that exceed 512 bytes (or the client's EDNS buffer size)
-are truncated with the TC bit so that the client retries over TCP, which carries any size.
+Owns the transports: the UDP endpoint, the TCP listener and, standalone, an HTTP listener for
+``/metrics`` and ``/healthz``. It is a supervised component: the listeners are its main service
+and the record cache's watch runs beside it (task ``dns/watch``). UDP answers that exceed 512
+bytes (or the client's EDNS buffer size) are truncated with the TC bit so that the client
+retries over TCP, which carries any size.
 Answers themselves come from ``persys.dns.answer``.
 """
 
@@ -21,7 +23,7 @@ import dns.rcode
 from persys.dns.answer import Responder
 from persys.dns.cache import RecordCache
 from persys.observability.logging import get_logger
-from persys.observability.metrics import MetricsServer
+from persys.runtime.supervisor import Component, Service, StatusListener, Supervisor
 from persys.store.etcd import Etcd
 
 log = get_logger("dns")
@@ -61,23 +63,23 @@ class _Udp(asyncio.DatagramProtocol):
             self.transport.sendto(reply, addr)
 
 
-class DnsServer:
+class DnsServer(Component):
     """Answers queries for ``zone`` on ``host:port`` (UDP and TCP) from the SkyDNS records in etcd."""
 
     def __init__(self, etcd: Etcd, zone: str = "persys.local", host: str = "127.0.0.1", port: int = 5353,
-                 *, metrics_listen: tuple[str, int] | None = None) -> None:
+                 *, metrics_listen: tuple[str, int] | None = None, name: str = "dns") -> None:
+        super().__init__(name)
         self.etcd = etcd
         self.zone = zone.rstrip(".").lower()
         self.host = host
         self.port = port
-        self.cache = RecordCache(etcd, self.zone)
+        self.cache = RecordCache(etcd, self.zone, name=f"{name}/watch")
         self.responder = Responder(self.cache, self.zone)
-        self._watch: asyncio.Task[None] | None = None
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.Server | None = None
         self._connections: set[asyncio.Task[Any]] = set()
-        # standalone `persys dns` has no HTTP server: /metrics (persys_dns_queries_total) gets its own
-        self.metrics = MetricsServer(*metrics_listen) if metrics_listen is not None else None
+        # standalone `persys dns` has no other HTTP server: /metrics and /healthz get their own listener
+        self.metrics = StatusListener(*metrics_listen, component=self) if metrics_listen is not None else None
 
     def handle(self, wire: bytes, *, udp: bool) -> bytes | None:
         """The wire reply to one wire query (None: drop it)."""
@@ -98,26 +100,28 @@ class DnsServer:
         limit = max(UDP_MIN_SIZE, query.payload) if query.edns >= 0 else UDP_MIN_SIZE
         return response.to_wire(max_size=limit, prefer_truncation=True)
 
-    async def start(self, ready_timeout: float | None = 10.0) -> None:
-        """Start the watch and both listeners; wait (up to ``ready_timeout``) for the first list."""
+    def background(self) -> list[Service]:
+        return [self.cache]
+
+    async def open(self) -> None:
+        """Bind UDP, TCP and the status listener."""
         loop = asyncio.get_running_loop()
-        self._watch = asyncio.create_task(self.cache.run(), name=f"dns-watch-{self.zone}")
-        try:
-            self._udp, _ = await loop.create_datagram_endpoint(lambda: _Udp(self), local_addr=(self.host, self.port))
-            self._tcp = await asyncio.start_server(self._serve_tcp, self.host, self.port)
-            if self.metrics is not None:
-                await self.metrics.start()
-            if ready_timeout:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.cache.ready.wait(), ready_timeout)
-        except BaseException:
-            await self.close()
-            raise
+        self._udp, _ = await loop.create_datagram_endpoint(lambda: _Udp(self), local_addr=(self.host, self.port))
+        self._tcp = await asyncio.start_server(self._serve_tcp, self.host, self.port)
+        if self.metrics is not None:
+            await self.metrics.start()
+
+    async def start(self, supervisor: Supervisor | None = None, ready_timeout: float | None = 10.0) -> None:
+        """Listen and follow the records; wait (up to ``ready_timeout``) for their first list."""
+        await super().start(supervisor)
+        if ready_timeout:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.cache.ready.wait(), ready_timeout)
         log.info("dns.listening", zone=self.zone, address=f"{self.host}:{self.port}",
                  ready=self.cache.ready.is_set(), records=len(self.cache))
 
-    async def close(self) -> None:
-        """Stop listening, end open TCP connections and the watch."""
+    async def cleanup(self) -> None:
+        """Stop listening and end open TCP connections."""
         if self.metrics is not None:
             await self.metrics.stop()
         if self._udp is not None:
@@ -125,21 +129,16 @@ class DnsServer:
             self._udp = None
         if self._tcp is not None:
             self._tcp.close()
-        tasks = list(self._connections) + ([self._watch] if self._watch else [])
-        for task in tasks:
+        for task in self._connections:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._watch = None
+        await asyncio.gather(*self._connections, return_exceptions=True)
         if self._tcp is not None:
             await self._tcp.wait_closed()
             self._tcp = None
 
-    async def __aenter__(self) -> DnsServer:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
+    async def close(self) -> None:
+        """``stop()``, by its older name."""
+        await self.stop()
 
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Length-prefixed queries on one connection, until EOF or idle timeout."""

@@ -18,6 +18,7 @@ from prometheus_client import Counter
 from persys.errors import Gone, StoreUnavailable
 from persys.observability.logging import get_logger
 from persys.resources.model import ObjectKey, Resource
+from persys.runtime.backoff import Backoff
 from persys.store.objects import ObjectStore
 
 WATCH_RELISTS = Counter("persys_watch_relists_total", "Informer relists", ["kind", "reason"])
@@ -136,7 +137,7 @@ class Informer:
     async def run(self) -> None:
         """List, then watch; forever (cancel to stop)."""
         need_list, reason = True, "initial"
-        delay = self.backoff[0]
+        retry = Backoff(*self.backoff)
         while True:
             try:
                 if need_list:
@@ -149,11 +150,11 @@ class Informer:
                 need_list, reason = True, "gone"
                 log.info("watch compacted; relisting", kind=self.kind, revision=self.revision)
             except StoreUnavailable as e:
-                log.warning("store unavailable; retrying", kind=self.kind, error=str(e), retry_in=delay)
+                delay = retry.next()
+                log.warning("store unavailable; retrying", kind=self.kind, error=str(e), retry_in=round(delay, 3))
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, self.backoff[1])
                 continue
-            delay = self.backoff[0]
+            retry.reset()
 
     async def _relist(self, reason: str) -> None:
         items, revision = await self.store.list(self.kind, self.namespace)

@@ -21,4 +21,5 @@ async def dns_server(etcd: Etcd) -> AsyncIterator[DnsServer]:
     assert server.cache.ready.is_set()
     yield server
     await server.close()
-    assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("dns-watch")], "DNS watch left behind"
+    left = [t for t in asyncio.all_tasks() if t.get_name() in {"dns", "dns/watch", "dns-supervisor"}]
+    assert not left, "DNS tasks left behind"

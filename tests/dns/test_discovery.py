@@ -1,15 +1,24 @@
-"""API servers announce themselves as SRV records on etcd leases; clients discover the live ones."""
+"""API servers announce themselves as SRV records on etcd leases; clients discover the live ones. A keep-alive
+that dies turns the API server's /healthz red, naming it."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
+import aiohttp
+import pytest
 from dns_support import ask, eventually, rcode
 
+from persys.api import ApiContext, ApiServer
+from persys.api.server import tls_from_home
 from persys.client.discovery import api_server_candidates, discover_api_servers, pick_api_server
 from persys.dns import DnsServer, register_api_server
+from persys.runtime.supervisor import Supervisor
+from persys.security.paths import HomePaths
 from persys.store import Etcd
 from persys.store.server import free_port
+from tests.support.cluster import pki_home  # noqa: F401
 
 ZONE = "persys.local"
 
@@ -41,7 +50,7 @@ async def test_two_servers_one_expires(etcd: Etcd, dns_server: DnsServer) -> Non
     finally:
         await first.close()
         await second.close()
-    assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("dns-api-keepalive")]
+    assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("dns-registration")]
 
 
 async def test_close_withdraws_at_once(etcd: Etcd, dns_server: DnsServer) -> None:
@@ -85,3 +94,32 @@ async def test_fallback_when_discovery_fails(etcd: Etcd, dns_server: DnsServer) 
             "https://127.0.0.1:17443"
     finally:
         await registration.close()
+
+
+async def test_a_dead_keepalive_turns_the_api_healthz_red(etcd: Etcd, pki_home: HomePaths,  # noqa: F811
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    api = ApiServer(ApiContext(etcd), tls_from_home(pki_home.home), listen=("127.0.0.1", 0),
+                    secure_listen=("127.0.0.1", 0), extra_routes=[])
+
+    async def refresh_fails(lease: int) -> int:  # a bug, not an etcd outage: the keep-alive loop dies of it
+        raise RuntimeError("lease table corrupt")
+
+    async with Supervisor("api", backoff=(0.05, 0.2), stable_after=0.3) as supervisor:  # as `persys server` runs
+        await api.start(supervisor)
+        registration = await register_api_server(etcd, ZONE, "127.0.0.1", api.secure_port, ttl=3,
+                                                 supervisor=supervisor)
+        monkeypatch.setattr(etcd, "refresh_lease", refresh_fails)
+        url = f"{api.plain_url}/healthz"
+        await eventually(lambda: _healthz(url, 503), deadline=15)
+        body = await _healthz(url, 503)
+        assert body is not None and body["failing"][0]["task"] == "dns-registration/keepalive"
+        assert "RuntimeError: lease table corrupt" in body["reason"]
+        monkeypatch.undo()
+        await eventually(lambda: _healthz(url, 200), deadline=15)
+    assert await etcd.get(registration.record.key) is None  # withdrawn on the way out
+
+
+async def _healthz(url: str, status: int) -> dict[str, Any] | None:
+    async with aiohttp.ClientSession() as http, http.get(url) as response:
+        body: dict[str, Any] = await response.json()
+        return body if response.status == status else None

@@ -1,13 +1,18 @@
-"""The DNS server against a real etcd: A, SRV, SOA, NXDOMAIN/NODATA, REFUSED, truncation, live updates."""
+"""The DNS server against a real etcd: A, SRV, SOA, NXDOMAIN/NODATA, REFUSED, truncation, live updates,
+and a watch that dies: /healthz red, naming it, until the restarted watch has relisted and run a while."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import aiohttp
 import dns.flags
 import dns.rdatatype
 from dns_support import ask, eventually, rcode
 from prometheus_client import REGISTRY
 
 from persys.dns import DnsServer, SkyRecord, name_to_key
+from persys.runtime.supervisor import Supervisor
 from persys.store import Etcd
 from persys.store.server import EtcdServer, free_port
 
@@ -145,3 +150,33 @@ async def test_relists_after_etcd_restart(own_etcd: EtcdServer) -> None:
     finally:
         await server.close()
         await etcd.close()
+
+
+async def test_a_dead_watch_turns_healthz_red_and_relists_when_restarted(etcd: Etcd) -> None:
+    server = DnsServer(etcd, "persys.local", "127.0.0.1", free_port(), metrics_listen=("127.0.0.1", 0))
+    working, broken = server.cache._put, True
+
+    def put_record(key: str, value: bytes) -> None:  # a bug in the cache: the watch loop dies of it
+        if broken:
+            raise RuntimeError("index corrupt")
+        working(key, value)
+
+    server.cache._put = put_record  # type: ignore[method-assign]
+    async with Supervisor("dns", backoff=(0.05, 0.2), stable_after=0.3) as supervisor:
+        await server.start(supervisor)
+        assert server.metrics is not None
+        url = f"http://127.0.0.1:{server.metrics.port}/healthz"
+        await put(etcd, *web_records())
+        await eventually(lambda: _healthz(url, 503))
+        body = await _healthz(url, 503)
+        assert body["component"] == "dns" and body["failing"][0]["task"] == "dns/watch"
+        assert "RuntimeError: index corrupt" in body["reason"]
+        broken = False
+        await eventually(lambda: len(server.cache) == 2)  # the restarted watch listed again
+        await eventually(lambda: _healthz(url, 200))
+
+
+async def _healthz(url: str, status: int) -> dict[str, Any] | None:
+    async with aiohttp.ClientSession() as http, http.get(url) as response:
+        body: dict[str, Any] = await response.json()
+        return body if response.status == status else None

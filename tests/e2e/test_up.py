@@ -1,5 +1,5 @@
-"""End to end: `persys up` from an empty home, the example manifests, healing, stop/start,
-kill -9 and resume, delete. Real etcd, real dockerd, everything on 127.0.0.1."""
+"""End to end: `persys up` from an empty home, /healthz, the example manifests, healing, stop/start,
+kill -9 and resume, delete, SIGTERM. Real etcd, real dockerd, everything on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -117,6 +118,7 @@ async def test_up_converges_heals_and_resumes(cluster: Cluster) -> None:
     client = cluster.client()
     try:
         await until("API ready", lambda: client.list("Node", None), cluster)
+        assert await until("/healthz", lambda: _healthz(cluster), cluster) == {"status": "ok"}
         converging = [str(ROOT / "manifests" / f) for f in ("web.yaml", "job.yaml", "compose.yaml")]
         applied = cluster.persys("apply", *[a for f in converging for a in ("-f", f)], "--wait", "--timeout", "150")
         for name in ("web", "hello-job", "hello-compose"):
@@ -164,8 +166,19 @@ async def test_up_converges_heals_and_resumes(cluster: Cluster) -> None:
         await until("web container gone", lambda: not containers(cluster.node, "web"), cluster)
         stats = json.loads(cluster.persys("stats", "-o", "json").stdout)
         assert stats["totalProcessed"] > 0
+        cluster.process.send_signal(signal.SIGTERM)  # every part ends with the one supervisor, then etcd
+        assert cluster.process.wait(60) == 0, cluster.log()
+        assert "persys up stopped" in cluster.log()
     finally:
         await client.close()
+
+
+def _healthz(cluster: Cluster) -> dict[str, object]:
+    """The API's /healthz body (urlopen raises on a 503: a dead task in the process)."""
+    url = f"http://127.0.0.1:{cluster.ports['http-port']}/healthz"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        body: dict[str, object] = json.load(response)
+        return body
 
 
 async def _job_done(client: ApiClient) -> bool:
