@@ -1,13 +1,18 @@
-"""Malformed objects on every write route answer with a Status, never a 500 (and the object routes 4xx)."""
+"""Malformed objects and bodies on every write route answer with a Status, never a 500 (the object routes 4xx)."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.cluster import RunningApi, raw_request
+from persys.api import reconciliation
+from persys.security.paths import HomePaths
+from persys.store import Etcd
+from persys.store.server import EtcdServer
+from tests.support.cluster import ApiThread, RunningApi, raw_request
 
 NS = "/apis/persys.dev/v1/namespaces/default"
 GOOD = {"kind": "Workload", "metadata": {"name": "web"}, "spec": {"image": "x"}}
@@ -56,3 +61,27 @@ async def test_malformed_queries_are_client_errors(api: RunningApi, method: str,
     body = json.dumps(GOOD).encode() if method == "PUT" else None
     status, answer, _ = await raw_request(api, method, path, body=body)
     assert 400 <= status < 500, answer
+
+
+DEEP = [b"[" * 100_000, b'{"a": ' * 100_000, b'{"kind": "Workload", "spec": {"env": ' + b"[" * 80 + b"]" * 80 + b"}}"]
+
+
+@pytest.mark.parametrize("body", DEEP, ids=["arrays", "objects", "under-the-recursion-limit"])
+async def test_deeply_nested_bodies_are_400(api: RunningApi, body: bytes) -> None:
+    for method, path in ROUTES:
+        headers = {"Content-Type": "application/merge-patch+json" if method == "PATCH" else "application/json"}
+        status, answer, _ = await raw_request(api, method, path, body=body, headers=headers)
+        assert status == 400, (method, path, answer)
+        assert "nests deeper than 64 levels" in json.loads(answer)["message"], (method, path, answer)
+
+
+async def test_deeply_nested_desired_state_is_400(etcd: Etcd, etcd_server: EtcdServer, pki_home: HomePaths,
+                                                  tmp_path: Path) -> None:
+    thread = ApiThread(etcd_server.url, pki_home.home, extra_routes=[reconciliation.add_routes]).start()
+    try:
+        api = RunningApi(thread, pki_home, tmp_path / "home")
+        for body in DEEP:
+            status, answer, _ = await raw_request(api, "PUT", "/workloads/web/desired-state", body=body)
+            assert status == 400 and "nests deeper" in json.loads(answer)["message"], answer
+    finally:
+        thread.stop()
