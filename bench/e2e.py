@@ -146,11 +146,10 @@ async def run(workloads: int, kills: int, both_policies: bool) -> dict[str, Any]
         docker = aiodocker.Docker()
         client = ApiClient(config.server_url, ca=paths.ca_cert, cert=paths.cert("admin"), key=paths.key("admin"))
         watch = PhaseWatch(client, NAMESPACE)
-        manager_task: asyncio.Task[None] | None = None
+        stop = asyncio.Event()
+        cluster_task = asyncio.create_task(cluster.run(stop), name="bench-cluster")
         try:
-            await cluster.start()
-            assert cluster.manager is not None
-            manager_task = asyncio.create_task(cluster.manager.run(), name="bench-controllers")
+            await asyncio.wait_for(cluster.ready.wait(), 60)
             await wait_node_ready(client, config.node_name)
             await watch.start()
             e2e = E2E(cluster, client, watch, docker)
@@ -162,21 +161,18 @@ async def run(workloads: int, kills: int, both_policies: bool) -> dict[str, Any]
             results["watch_events"] = watch.events
             return results
         finally:
-            await asyncio.shield(shutdown(cluster, manager_task, watch, client, docker))
+            await asyncio.shield(shutdown(cluster, stop, cluster_task, watch, client, docker))
 
 
-async def shutdown(cluster: Cluster, manager_task: asyncio.Task[None] | None, watch: PhaseWatch,
+async def shutdown(cluster: Cluster, stop: asyncio.Event, cluster_task: asyncio.Task[None], watch: PhaseWatch,
                    client: ApiClient, docker: aiodocker.Docker) -> None:
     """Stop everything, each step bounded; the containers go last, by their node labels."""
     node = cluster.config.node_name
     await watch.close()
     await client.close()
-    if cluster.manager is not None and manager_task is not None:
-        cluster.manager.stop()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.gather(manager_task, return_exceptions=True), 30)
+    stop.set()
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(cluster.stop(), 30)
+        await asyncio.wait_for(asyncio.gather(cluster_task, return_exceptions=True), 30)
     cluster.etcd_server.stop()
     await remove_containers(docker, node, f"{node}-raw")
     await docker.close()

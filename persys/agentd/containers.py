@@ -30,7 +30,7 @@ from persys.agentd.dockerapi import (
 )
 from persys.agentd.events import LaunchReports
 from persys.agentd.runtime import ImagePullFailed, WorkloadSpec, WorkloadState
-from persys.errors import NotFound, PersysError
+from persys.errors import NotFound, PersysError, RuntimeFailure
 from persys.observability.logging import get_logger
 from persys.resources.quantity import parse_cpu, parse_memory
 
@@ -156,6 +156,23 @@ class ContainerRuntime:
             async for line in lines:
                 self.reports.pulling(workload, image, pull_progress(line))
 
+    async def _create(self, workload: WorkloadSpec, config: dict[str, Any], name: str) -> DockerContainer:
+        """Create at once (the image is almost always there); pull only when Docker says it is not.
+
+        A reference Docker cannot parse is the image's fault, not the container's: ImagePullFailed.
+        """
+        try:
+            with docker_call("create", name):
+                return await self.docker.containers.create(config, name=name)
+        except NotFound:
+            await self.ensure_image(workload)
+        except RuntimeFailure as e:
+            if "invalid reference format" in e.message:
+                raise ImagePullFailed(e.message) from e
+            raise
+        with docker_call("create", name):
+            return await self.docker.containers.create(config, name=name)
+
     async def apply(self, workload: WorkloadSpec) -> WorkloadState:
         try:
             container, info = await self._container(workload.uid)
@@ -172,9 +189,7 @@ class ContainerRuntime:
             await self.remove(workload.uid)
         config = container_config(workload, self.node)
         name = container_name(workload.uid)
-        await self.ensure_image(workload)  # first, so a bad image is told apart from a bad container config
-        with docker_call("create", name):
-            container = await self.docker.containers.create(config, name=name)
+        container = await self._create(workload, config, name)
         if workload.wants_running:
             with docker_call("start", name):
                 await container.start()
