@@ -279,7 +279,7 @@ class Reconciler(Controller):
     async def _write(self, workload: Resource, change: Change) -> None:
         """A fenced write of our own fields; until the cache shows it, reconcile decides on its result."""
         written = await self.store.modify(WORKLOAD.kind, workload.metadata.namespace, workload.metadata.name,
-                                          change, fence=self.fence)
+                                          change, fence=self.fence, base=workload)
         self.written.expect(workload.key, written, written.resource_version)
 
     # -- background: triggers and statistics --

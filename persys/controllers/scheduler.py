@@ -339,7 +339,7 @@ class Scheduler(Controller):
 
         try:
             written = await self.store.modify(WORKLOAD.kind, workload.metadata.namespace, workload.metadata.name,
-                                              change, fence=self.fence)
+                                              change, fence=self.fence, base=workload)
         except _AlreadyBound:
             return None
         self.log.info("scheduled", workload=str(workload.key), node=node)

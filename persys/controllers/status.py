@@ -112,7 +112,8 @@ class StatusController(Controller):
             refresh_phase(obj)
 
         try:
-            written = await self.store.modify(WORKLOAD.kind, key.namespace, key.name, change, fence=self.fence)
+            written = await self.store.modify(WORKLOAD.kind, key.namespace, key.name, change, fence=self.fence,
+                                              base=workload)
         except NotFound:
             return Result()
         await self._announce(workload, written)

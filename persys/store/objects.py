@@ -3,6 +3,11 @@
 Every write is a transaction comparing ``mod_revision`` (optimistic concurrency); an optional
 fence (the leader key's create revision) is added to controller writes so that a deposed
 leader can no longer write. Works on any kind in the registry.
+
+``metadata.uid`` is always the server's, as in Kubernetes: a create assigns a new one whatever the
+client sent (an exported, renamed object becomes an independent one, never a twin sharing the
+first one's containers), and a write naming another uid than the stored one is a Conflict. Values
+are written as standard JSON only: NaN or Infinity are refused, never stored.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from persys.errors import Conflict, NotFound, NotLeader, StoreUnavailable
+from persys.errors import Cause, Conflict, Invalid, NotFound, NotLeader, StoreUnavailable
 from persys.resources.model import Resource, now_iso
 from persys.resources.registry import Kind, Registry
 from persys.resources.selector import Selector
@@ -63,7 +68,10 @@ class ObjectStore:
         data["metadata"].pop("resourceVersion", None)
         if kind.spec_field != "spec":
             data["status"] = obj.status
-        return json.dumps(data, separators=(",", ":")).encode()
+        try:
+            return json.dumps(data, separators=(",", ":"), allow_nan=False).encode()
+        except ValueError as e:  # a NaN or Infinity that validation let through (a controller's write)
+            raise Invalid(f"{kind.singular} {obj.metadata.name!r} cannot be stored: {e}") from e
 
     async def get(self, kind_name: str, namespace: str, name: str) -> Resource:
         kind = self.registry.get(kind_name)
@@ -105,12 +113,8 @@ class ObjectStore:
 
     async def create(self, obj: Resource, *, fence: Fence | None = None) -> Resource:
         kind = self.registry.get(obj.kind)
-        obj = obj.copy()
+        obj = as_created(obj)
         meta = obj.metadata
-        meta.uid = meta.uid or str(uuid.uuid4())
-        meta.creationTimestamp = now_iso()
-        meta.generation = 1
-        meta.deletionTimestamp = None
         key = object_key(kind, meta.namespace, meta.name)
         ok, revision = await self._write(key, kind, obj, Compare(key, "create", 0), fence)
         if not ok:
@@ -193,16 +197,22 @@ class ObjectStore:
         raise Conflict(f'{kind.singular} "{name}" kept changing; status write gave up after {attempts} attempts')
 
     async def modify(self, kind_name: str, namespace: str, name: str, change: Callable[[Resource], None], *,
-                     fence: Fence | None = None, attempts: int = 8) -> Resource:
-        """Read, apply ``change`` in place, write with CAS; retried on conflict (a controller's write)."""
+                     fence: Fence | None = None, attempts: int = 8, base: Resource | None = None) -> Resource:
+        """Read, apply ``change`` in place, write with CAS; retried on conflict (a controller's write).
+
+        ``base``: the object as the caller last saw it (an informer's cached copy, never mutated);
+        the first attempt writes against it without reading etcd, and a conflict reads afresh.
+        """
         kind = self.registry.get(kind_name)
-        for _ in range(attempts):
-            current = await self.get(kind.kind, namespace, name)
+        for attempt in range(attempts):
+            current = base if attempt == 0 and base is not None else await self.get(kind.kind, namespace, name)
             updated = current.copy()
             change(updated)
             if updated.spec != current.spec:
                 updated.metadata.generation = current.metadata.generation + 1
             if updated.to_dict() == current.to_dict():
+                if current is base:
+                    continue  # nothing to change on the caller's copy; etcd's may differ: read it
                 return current
             try:
                 return await self._commit(kind, current, updated, fence)
@@ -254,8 +264,29 @@ class ObjectStore:
             yield WatchEvent(kind_of_event, obj, raw.revision)
 
 
+def as_created(obj: Resource) -> Resource:
+    """What ``create`` stores for ``obj`` (the API's dry run shows the same): a copy with a new uid."""
+    obj = obj.copy()
+    obj.metadata.uid = str(uuid.uuid4())
+    obj.metadata.creationTimestamp = now_iso()
+    obj.metadata.generation = 1
+    obj.metadata.deletionTimestamp = None
+    return obj
+
+
+def check_uid(current: Resource, obj: Resource) -> None:
+    """Conflict when ``obj`` names another uid than ``current``: it describes another object."""
+    given, stored = obj.metadata.uid, current.metadata.uid
+    if given and given != stored:
+        raise Conflict(f'{current.kind.lower()} "{current.metadata.name}": metadata.uid {given} is not the stored '
+                       f"object's uid {stored} (uids are assigned by the server: remove metadata.uid to update this "
+                       "object, or give it another name to create a new one)",
+                       causes=[Cause("metadata.uid", f"does not match the stored object's uid {stored}")])
+
+
 def replaced(kind: Kind, current: Resource, obj: Resource) -> Resource:
     """What ``replace`` stores for ``obj`` over ``current`` (the API's dry run shows the same)."""
+    check_uid(current, obj)
     updated = current.copy()
     updated.spec = dict(obj.spec)
     for name in kind.server_fields:  # a re-applied manifest does not unbind what the scheduler bound
@@ -277,4 +308,4 @@ def leader_fence(kv: KV) -> Fence:
     return Fence(kv.key, kv.create_revision)
 
 
-__all__: Sequence[str] = ["Fence", "ObjectStore", "WatchEvent", "leader_fence", "replaced"]
+__all__: Sequence[str] = ["Fence", "ObjectStore", "WatchEvent", "as_created", "check_uid", "leader_fence", "replaced"]
