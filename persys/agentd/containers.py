@@ -30,7 +30,7 @@ from persys.agentd.dockerapi import (
 )
 from persys.agentd.events import LaunchReports
 from persys.agentd.runtime import ImagePullFailed, WorkloadSpec, WorkloadState
-from persys.errors import NotFound, PersysError, RuntimeFailure
+from persys.errors import Conflict, NotFound, PersysError, RuntimeFailure
 from persys.observability.logging import get_logger
 from persys.resources.quantity import parse_cpu, parse_memory
 
@@ -174,26 +174,37 @@ class ContainerRuntime:
             return await self.docker.containers.create(config, name=name)
 
     async def apply(self, workload: WorkloadSpec) -> WorkloadState:
-        try:
-            container, info = await self._container(workload.uid)
-        except NotFound:
-            container, info = None, {}
-        if container is not None:
-            current = state_from_inspect(info, self.node)
-            if current.specHash == workload.spec_hash:
-                if current.state == "running" or not workload.wants_running:
-                    return current
-                return await self.start(workload.uid)
-            log.info("spec changed, replacing container", node=self.node, uid=workload.uid,
-                     old=current.specHash, new=workload.spec_hash)
-            await self.remove(workload.uid)
+        """Create and start the container; idempotent by uid and spec hash.
+
+        Create comes first (most applies launch a new container): only when Docker answers that the
+        name is taken is the existing container inspected, kept, started or replaced.
+        """
         config = container_config(workload, self.node)
         name = container_name(workload.uid)
-        container = await self._create(workload, config, name)
+        try:
+            container = await self._create(workload, config, name)
+        except Conflict:
+            current = await self._reuse(workload)
+            if current is not None:
+                return current
+            container = await self._create(workload, config, name)
         if workload.wants_running:
             with docker_call("start", name):
                 await container.start()
         return await self.get(workload.uid)
+
+    async def _reuse(self, workload: WorkloadSpec) -> WorkloadState | None:
+        """The container of the same spec, started if it should run; None once one of another spec is gone."""
+        _, info = await self._container(workload.uid)
+        current = state_from_inspect(info, self.node)
+        if current.specHash == workload.spec_hash:
+            if current.state == "running" or not workload.wants_running:
+                return current
+            return await self.start(workload.uid)
+        log.info("spec changed, replacing container", node=self.node, uid=workload.uid,
+                 old=current.specHash, new=workload.spec_hash)
+        await self.remove(workload.uid)
+        return None
 
     async def start(self, uid: str) -> WorkloadState:
         container, info = await self._container(uid)

@@ -16,7 +16,7 @@ from aiodocker.exceptions import DockerError
 from prometheus_client import Histogram
 
 from persys.agentd.runtime import STATES, WorkloadState, rfc3339
-from persys.errors import NotFound, RuntimeFailure
+from persys.errors import Conflict, NotFound, RuntimeFailure
 from persys.observability.tracing import tracer
 
 DOCKER_SECONDS = Histogram("persys_agent_docker_call_duration_seconds", "Docker Engine API call duration",
@@ -47,6 +47,8 @@ def docker_call(call: str, what: str = "") -> Iterator[None]:
             message = str(e.message if hasattr(e, "message") else e)
             if e.status == 404:
                 raise NotFound(f"{what or call}: {message}") from e
+            if e.status == 409:
+                raise Conflict(f"{what or call}: {message}") from e
             raise RuntimeFailure(f"docker {call} {what}: {message}".replace("  ", " ")) from e
         finally:
             DOCKER_SECONDS.labels(call).observe(time.monotonic() - started)
