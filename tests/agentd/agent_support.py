@@ -1,43 +1,25 @@
-"""Helpers shared by the agent tests (constants, workload bodies, polling with a deadline)."""
+"""Helpers of the agent tests only: the HMAC key, fresh uids, and following a ``docker kill``.
+
+Workload bodies and polling are shared by every area: ``tests.support.workloads`` and ``tests.support.eventually``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
-import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from persys.agentclient import AgentClient
+from tests.support.eventually import eventually
 
 KEY_ID = "default"
 SECRET = secrets.token_hex(32).encode()
-T = TypeVar("T")
-
-
-def workload(uid: str, node: str, **spec: Any) -> dict[str, Any]:
-    """A Workload resource as controllers send it: metadata.uid and spec.nodeName set."""
-    body: dict[str, Any] = {"type": "container", "image": "persys/busybox:local", "command": ["sleep", "3600"],
-                            "network": "host", "nodeName": node, **spec}
-    return {"apiVersion": "persys.dev/v1", "kind": "Workload",
-            "metadata": {"name": f"w-{uid[:8]}", "namespace": "default", "uid": uid}, "spec": body}
 
 
 def new_uid() -> str:
     return str(uuid.uuid4())
-
-
-async def eventually(probe: Callable[[], Awaitable[T | None]], timeout: float = 15.0, what: str = "condition") -> T:
-    """Poll ``probe`` until it returns something truthy, failing after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def docker_kill_event(client: AgentClient, uid: str, container: str) -> dict[str, Any]:

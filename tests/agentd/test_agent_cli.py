@@ -7,10 +7,12 @@ import signal
 import sys
 from pathlib import Path
 
-from agent_support import KEY_ID, SECRET, eventually, new_uid, workload
+from agent_support import KEY_ID, SECRET, new_uid
 
 from persys.agentclient import AgentClient
 from persys.store.server import free_port
+from tests.support.eventually import eventually
+from tests.support.workloads import agent_workload
 
 
 async def test_hollow_nodes_from_the_command_line(tmp_path: Path) -> None:
@@ -32,7 +34,7 @@ async def test_hollow_nodes_from_the_command_line(tmp_path: Path) -> None:
         await eventually(all_healthy, timeout=30, what="three hollow nodes answering")
         for i, client in enumerate(clients):
             uid = new_uid()
-            op = await client.wait(await client.apply(workload(uid, f"hollow-{i}")), 10)
+            op = await client.wait(await client.apply(agent_workload(uid, f"hollow-{i}")), 10)
             assert op["state"] == "succeeded"
             assert (await client.get(uid))["node"] == f"hollow-{i}"
     finally:

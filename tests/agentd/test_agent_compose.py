@@ -9,10 +9,11 @@ from pathlib import Path
 
 import aiodocker
 import pytest
-from agent_support import docker_kill_event, eventually, new_uid
+from agent_support import docker_kill_event, new_uid
 
 from persys.agentd.git import GitFetcher, validate_repo
 from persys.errors import BadRequest, NotFound
+from tests.support.eventually import eventually
 
 COMPOSE_YAML = """\
 services:

@@ -6,10 +6,12 @@ import asyncio
 
 import aiodocker
 import pytest
-from agent_support import docker_kill_event, eventually, new_uid, workload
+from agent_support import docker_kill_event, new_uid
 
 from persys.errors import NotFound
 from persys.resources.hashing import spec_hash
+from tests.support.eventually import eventually
+from tests.support.workloads import agent_workload as workload
 
 SCRIPT = ["sh", "-c", 'echo "hello $GREETING"; trap "exit 0" TERM; while true; do sleep 1; done']
 

@@ -7,10 +7,11 @@ import time
 
 import aiohttp
 import pytest
-from agent_support import KEY_ID, SECRET, new_uid, workload
+from agent_support import KEY_ID, SECRET, new_uid
 
 from persys.errors import Unauthorized
 from persys.security.hmac import Verifier, sign, string_to_sign
+from tests.support.workloads import agent_workload
 
 
 def test_signature_covers_the_documented_string() -> None:
@@ -88,5 +89,5 @@ async def test_agent_refuses_bad_signatures(start_agent, client_for) -> None:  #
     async with aiohttp.ClientSession() as session, session.get(agent.url + "/healthz") as resp:
         assert resp.status == 200
     assert await client.healthz()
-    await client.wait(await client.apply(workload(uid, agent.config.name)), 10)
+    await client.wait(await client.apply(agent_workload(uid, agent.config.name)), 10)
     assert "hollow" in await client.logs(uid, tail=5)

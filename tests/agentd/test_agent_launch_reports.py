@@ -13,7 +13,7 @@ from typing import Any
 
 import aiodocker
 import pytest
-from agent_support import eventually, new_uid, workload
+from agent_support import new_uid
 from registry_support import slow_registry
 
 from persys.agentclient import AgentClient
@@ -21,6 +21,8 @@ from persys.agentd.daemon import Agent
 from persys.agentd.events import EventHub, LaunchReports
 from persys.agentd.runtime import WorkloadSpec
 from persys.errors import NotFound
+from tests.support.eventually import eventually
+from tests.support.workloads import agent_workload as workload
 
 UNREACHABLE = "127.0.0.1:9/persys-nope:1"
 Probe = Callable[[], Awaitable[dict[str, Any] | None]]

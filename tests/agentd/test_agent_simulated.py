@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from agent_support import eventually, new_uid, workload
+from agent_support import new_uid
 
 from persys.agentd.simulated import SimulatedRuntime, SimulationConfig
 from persys.errors import AgentError, NotFound
+from tests.support.eventually import eventually
+from tests.support.workloads import agent_workload as workload
 
 
 async def test_apply_reports_running_and_is_idempotent(start_agent, client_for) -> None:  # type: ignore[no-untyped-def]

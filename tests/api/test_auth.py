@@ -14,8 +14,9 @@ from persys.errors import Forbidden, Unavailable
 from persys.security import pki
 from persys.security.tls import client_context
 from tests.support.cluster import RunningApi, raw_request
+from tests.support.workloads import manifest
 
-WORKLOAD = {"kind": "Workload", "metadata": {"name": "web"}, "spec": {"image": "persys/busybox:local"}}
+WORKLOAD = manifest("web")
 
 
 async def _refused(url: str, context: ssl.SSLContext) -> bool:
@@ -44,7 +45,7 @@ async def test_agent_reads_workloads_writes_only_its_node_status_and_events(api:
         await admin.apply_raw({"kind": "Secret", "metadata": {"name": "token"}, "data": {"t": "x"}})
         assert [w.metadata.name for w in (await agent.list("workloads"))[0]] == ["web"]
         with pytest.raises(Forbidden) as caught:
-            await agent.apply_raw({**WORKLOAD, "spec": {"image": "evil:1"}})
+            await agent.apply_raw(manifest("web", image="evil:1"))
         assert caught.value.code == 403
         with pytest.raises(Forbidden):
             await agent.delete("workload", "web")

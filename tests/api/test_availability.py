@@ -12,8 +12,9 @@ from persys.errors import Unavailable
 from persys.security.paths import HomePaths
 from persys.store.server import EtcdServer
 from tests.support.cluster import ApiThread, RunningApi, raw_request
+from tests.support.workloads import manifest
 
-WORKLOAD = {"kind": "Workload", "metadata": {"name": "web"}, "spec": {"image": "persys/busybox:local"}}
+WORKLOAD = manifest("web")
 
 
 async def test_etcd_outage_answers_503_then_recovers(own_etcd: EtcdServer, pki_home: HomePaths,

@@ -10,14 +10,16 @@ import pytest
 from persys.errors import Conflict, Invalid, NotFound
 from persys.store import Etcd
 from tests.support.cluster import RunningApi, raw_request
+from tests.support.workloads import IMAGE, manifest
 
 NS = "/apis/persys.dev/v1/namespaces/default"
 
 
-def web(image: str = "persys/busybox:local", **extra: Any) -> dict[str, Any]:
-    return {"apiVersion": "persys.dev/v1", "kind": "Workload",
-            "metadata": {"name": "web", "labels": {"app": "web"}, **extra},
-            "spec": {"image": image, "ports": [{"name": "http", "containerPort": 18080}]}}
+def web(image: str = IMAGE, **metadata: Any) -> dict[str, Any]:
+    """The workload these tests apply, with ``metadata`` additions (a resourceVersion)."""
+    document = manifest("web", labels={"app": "web"}, image=image, ports=[{"name": "http", "containerPort": 18080}])
+    document["metadata"].update(metadata)
+    return document
 
 
 async def test_apply_round_trip_unchanged_and_generation(api: RunningApi) -> None:

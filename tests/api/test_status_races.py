@@ -9,21 +9,18 @@ from typing import Any
 from persys.agentd.node import NodeRegistration
 from persys.client import ApiClient
 from persys.errors import Conflict, PersysError
-from persys.resources import REGISTRY, Resource
+from persys.resources import Resource
 from tests.support.cluster import RunningApi
+from tests.support.workloads import workload
 
 WRITERS = 3  # with the apply, fewer contenders than the API's apply retries (5): nobody can lose them all
 
 
-def workload(image: str = "persys/busybox:local") -> Resource:
-    return REGISTRY.parse({"kind": "Workload", "metadata": {"name": "web"}, "spec": {"image": image}})
-
-
 async def test_status_puts_without_version_race_and_all_land(api: RunningApi) -> None:
     async with api.client() as client:
-        await client.create(workload())
+        await client.create(workload("web"))
         results = await asyncio.gather(
-            client.apply(workload("other")),
+            client.apply(workload("web", image="other")),
             *(client.update_status("Workload", "web", {"phase": "Running", "restarts": i}) for i in range(WRITERS)))
         final = await client.get("Workload", "web")
         assert final.spec["image"] == "other" and final.status["phase"] == "Running"

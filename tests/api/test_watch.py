@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
 
 import pytest
 
@@ -12,10 +11,7 @@ from persys.client import ApiClient
 from persys.errors import Gone
 from persys.store import Etcd
 from tests.support.cluster import RunningApi, raw_request
-
-
-def workload(name: str, image: str = "persys/busybox:local") -> dict[str, Any]:
-    return {"kind": "Workload", "metadata": {"name": name}, "spec": {"image": image}}
+from tests.support.workloads import manifest
 
 
 async def collect(client: ApiClient, revision: str, count: int, *, bookmarks: bool = False) -> list[tuple[str, str]]:
@@ -34,8 +30,8 @@ async def test_watch_sees_changes_in_order_and_resumes(api: RunningApi) -> None:
         _, revision = await client.list("workloads")
         watcher = asyncio.create_task(collect(client, revision, 3))
         await asyncio.sleep(0.3)
-        created, _ = await client.apply_raw(workload("a"))
-        await client.apply_raw(workload("a", image="other:1"))
+        created, _ = await client.apply_raw(manifest("a"))
+        await client.apply_raw(manifest("a", image="other:1"))
         await client.delete("workload", "a")
         seen = await asyncio.wait_for(watcher, 10)
         assert seen == [("ADDED", "a"), ("MODIFIED", "a"), ("DELETED", "a")]
@@ -45,10 +41,10 @@ async def test_watch_sees_changes_in_order_and_resumes(api: RunningApi) -> None:
 
 async def test_watch_without_revision_starts_now_and_bookmarks(api: RunningApi) -> None:
     async with api.client() as client:
-        await client.apply_raw(workload("old"))
+        await client.apply_raw(manifest("old"))
         watcher = asyncio.create_task(collect(client, "", 2, bookmarks=True))
         await asyncio.sleep(0.3)
-        created, _ = await client.apply_raw(workload("new"))
+        created, _ = await client.apply_raw(manifest("new"))
         seen = await asyncio.wait_for(watcher, 10)
         # the bookmark (after 1 s of silence in tests) carries the last delivered revision
         assert seen == [("ADDED", "new"), ("BOOKMARK", created.metadata.resourceVersion)]
@@ -56,8 +52,8 @@ async def test_watch_without_revision_starts_now_and_bookmarks(api: RunningApi) 
 
 async def test_watch_of_compacted_revision_is_gone(api: RunningApi, etcd: Etcd) -> None:
     async with api.client() as client:
-        first, _ = await client.apply_raw(workload("a"))
-        await client.apply_raw(workload("a", image="other:1"))
+        first, _ = await client.apply_raw(manifest("a"))
+        await client.apply_raw(manifest("a", image="other:1"))
         await etcd.compact(await etcd.revision())
         with pytest.raises(Gone) as caught:
             await collect(client, str(int(first.metadata.resourceVersion) - 1), 1)
@@ -81,8 +77,7 @@ async def test_watch_all_namespaces_with_selector(api: RunningApi) -> None:
 
         watcher = asyncio.create_task(follow())
         await asyncio.sleep(0.3)
-        await client.apply_raw({**workload("db"), "metadata": {"name": "db", "namespace": "team"}})
-        await client.apply_raw({**workload("web"), "metadata": {"name": "web", "namespace": "team",
-                                                                "labels": {"app": "web"}}})
+        await client.apply_raw(manifest("db", namespace="team"))
+        await client.apply_raw(manifest("web", namespace="team", labels={"app": "web"}))
         await asyncio.wait_for(watcher, 10)
         assert seen == ["team/web"]

@@ -11,15 +11,14 @@ from rich.console import Console
 from persys.cli import printing
 from persys.cli.printing import PLAIN_ROWS, RowPrinter, headers, row
 from persys.resources import REGISTRY, Resource
+from tests.support.workloads import workload
 
 KIND = REGISTRY.get("Workload")
 
 
-def workload(name: str, namespace: str = "default", phase: str = "Running", node: str = "n1") -> Resource:
-    obj = REGISTRY.parse({"kind": "Workload", "metadata": {"name": name, "namespace": namespace},
-                          "spec": {"image": "persys/busybox:local", "nodeName": node}})
-    obj.status = {"phase": phase, "restarts": 2}
-    return obj
+def listed(name: str, namespace: str = "default", phase: str = "Running", node: str = "n1") -> Resource:
+    """A workload as ``persys get`` lists it: bound to ``node``, in ``phase``, restarted twice."""
+    return workload(name, namespace=namespace, nodeName=node, status={"phase": phase, "restarts": 2})
 
 
 def rich_lines(objects: list[Resource], all_namespaces: bool) -> list[str]:
@@ -37,7 +36,7 @@ def rich_lines(objects: list[Resource], all_namespaces: bool) -> list[str]:
     return [line.rstrip() for line in out.getvalue().splitlines()]
 
 
-OBJECTS = [workload("web"), workload("a-much-longer-name", "team", "Pending", "<none>"), workload("db", phase="Failed")]
+OBJECTS = [listed("web"), listed("a-much-longer-name", "team", "Pending", "<none>"), listed("db", phase="Failed")]
 
 
 @pytest.mark.parametrize("all_namespaces", [False, True])
@@ -51,7 +50,7 @@ def test_plain_lines_match_the_rich_table(capsys: pytest.CaptureFixture[str], al
 def test_watch_rows_stay_aligned_under_the_header(capsys: pytest.CaptureFixture[str]) -> None:
     printer = RowPrinter(KIND, False, True)
     printer.print(OBJECTS[:1])
-    printer.print([workload("db", phase="Failed")], show_header=False)  # narrower cells: padded
+    printer.print([listed("db", phase="Failed")], show_header=False)  # narrower cells: padded
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[1] for line in lines] == ["NAME", "web", "db"]
     starts = [[m.start() for m in re.finditer(r"\S+", line)] for line in lines]
@@ -59,11 +58,11 @@ def test_watch_rows_stay_aligned_under_the_header(capsys: pytest.CaptureFixture[
 
 
 def test_cells_print_literally(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    RowPrinter(KIND, False, False).print([workload("web", phase="[bold]x[/bold]")])
+    RowPrinter(KIND, False, False).print([listed("web", phase="[bold]x[/bold]")])
     assert "[bold]x[/bold]" in capsys.readouterr().out
     screen = io.StringIO()
     monkeypatch.setattr(printing, "console", lambda: Console(file=screen, force_terminal=True, color_system=None))
-    RowPrinter(KIND, False, False).print([workload("web", phase="[bold]x[/bold]")])
+    RowPrinter(KIND, False, False).print([listed("web", phase="[bold]x[/bold]")])
     assert "[bold]x[/bold]" in screen.getvalue()
 
 
@@ -82,9 +81,9 @@ def test_terminal_gets_rich_for_short_listings_plain_for_long(capsys: pytest.Cap
     short = RowPrinter(KIND, False, False)
     short.print(OBJECTS)
     assert "web" in screen.getvalue() and capsys.readouterr().out == ""
-    many = [workload(f"w{i}") for i in range(PLAIN_ROWS + 1)]
+    many = [listed(f"w{i}") for i in range(PLAIN_ROWS + 1)]
     long = RowPrinter(KIND, False, False)
     long.print(many)
-    long.print([workload("later")], show_header=False)  # -w rows after a plain listing stay plain
+    long.print([listed("later")], show_header=False)  # -w rows after a plain listing stay plain
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == len(many) + 2 and lines[0].split()[0] == "NAME" and lines[-1].split()[0] == "later"

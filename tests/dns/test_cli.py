@@ -10,11 +10,11 @@ import dns.asyncquery
 import dns.exception
 import dns.message
 import dns.rcode
-from dns_support import eventually
 
 from persys.dns import SkyRecord, name_to_key
 from persys.store import Etcd
 from persys.store.server import EtcdServer, free_port
+from tests.support.eventually import eventually
 
 
 async def test_persys_dns_command(etcd: Etcd, etcd_server: EtcdServer, tmp_path: Path) -> None:
@@ -35,7 +35,7 @@ async def test_persys_dns_command(etcd: Etcd, etcd_server: EtcdServer, tmp_path:
                 return []
             return [rd.to_text() for rrset in response.answer for rd in rrset]
 
-        await eventually(answers, deadline=20)
+        await eventually(answers, timeout=20)
         assert await answers() == ["127.0.0.5"]
         refused = await dns.asyncquery.udp(dns.message.make_query("web.default.persys.local", "A"), "127.0.0.1",
                                            timeout=2, port=port)

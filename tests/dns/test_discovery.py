@@ -8,7 +8,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from dns_support import ask, eventually, rcode
+from dns_support import ask, rcode
 
 from persys.api import ApiContext, ApiServer
 from persys.api.server import tls_from_home
@@ -19,6 +19,7 @@ from persys.security.paths import HomePaths
 from persys.store import Etcd
 from persys.store.server import free_port
 from tests.support.cluster import pki_home  # noqa: F401
+from tests.support.eventually import eventually
 
 ZONE = "persys.local"
 
@@ -44,7 +45,7 @@ async def test_two_servers_one_expires(etcd: Etcd, dns_server: DnsServer) -> Non
         async def only_second() -> bool:
             return await discover_api_servers(address(dns_server), ZONE) == ["https://127.0.0.1:27443"]
 
-        await eventually(only_second, deadline=15)
+        await eventually(only_second, timeout=15)
         # second stays: its keep-alive outlives several lease TTLs
         assert await discover_api_servers(address(dns_server), ZONE) == ["https://127.0.0.1:27443"]
     finally:
@@ -110,12 +111,12 @@ async def test_a_dead_keepalive_turns_the_api_healthz_red(etcd: Etcd, pki_home: 
                                                  supervisor=supervisor)
         monkeypatch.setattr(etcd, "refresh_lease", refresh_fails)
         url = f"{api.plain_url}/healthz"
-        await eventually(lambda: _healthz(url, 503), deadline=15)
+        await eventually(lambda: _healthz(url, 503), timeout=15)
         body = await _healthz(url, 503)
         assert body is not None and body["failing"][0]["task"] == "dns-registration/keepalive"
         assert "RuntimeError: lease table corrupt" in body["reason"]
         monkeypatch.undo()
-        await eventually(lambda: _healthz(url, 200), deadline=15)
+        await eventually(lambda: _healthz(url, 200), timeout=15)
     assert await etcd.get(registration.record.key) is None  # withdrawn on the way out
 
 

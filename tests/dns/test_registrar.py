@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
-from dns_support import ask, eventually, rcode
+from dns_support import ask, rcode
 
 from persys.controllers.dnsregistrar import DnsRegistrar
 from persys.dns import DnsServer, SkyRecord, name_to_key, zone_prefix
@@ -16,6 +16,7 @@ from persys.resources import REGISTRY, Resource
 from persys.runtime import Manager
 from persys.store import Etcd, ObjectStore
 from persys.store.server import EtcdServer
+from tests.support.eventually import eventually
 
 ZONE = "persys.local"
 A_KEY = "/skydns/local/persys/default/web/web-1"

@@ -8,13 +8,14 @@ from typing import Any
 import aiohttp
 import dns.flags
 import dns.rdatatype
-from dns_support import ask, eventually, rcode
+from dns_support import ask, rcode
 from prometheus_client import REGISTRY
 
 from persys.dns import DnsServer, SkyRecord, name_to_key
 from persys.runtime.supervisor import Supervisor
 from persys.store import Etcd
 from persys.store.server import EtcdServer, free_port
+from tests.support.eventually import eventually
 
 
 async def put(etcd: Etcd, *records: SkyRecord) -> None:
@@ -141,12 +142,12 @@ async def test_relists_after_etcd_restart(own_etcd: EtcdServer) -> None:
                 return False
             return True
 
-        await eventually(added, deadline=20)
+        await eventually(added, timeout=20)
 
         async def seen() -> bool:
             return rcode(await ask(server, "db.default.persys.local", "A")) == "NOERROR"
 
-        await eventually(seen, deadline=20)
+        await eventually(seen, timeout=20)
     finally:
         await server.close()
         await etcd.close()

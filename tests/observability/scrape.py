@@ -1,10 +1,6 @@
-"""Reading a component's ``/metrics`` the way Prometheus does, and polling with a deadline."""
+"""Reading a component's ``/metrics`` the way Prometheus does (polling is ``tests.support.eventually``)."""
 
 from __future__ import annotations
-
-import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
@@ -36,15 +32,3 @@ def moved(before: Samples, after: Samples, metric: str, /, **labels: str) -> flo
     """How much ``metric`` (with ``labels``) grew between two scrapes."""
     return value(after, metric, **labels) - value(before, metric, **labels)
 
-
-async def eventually(probe: Callable[[], Awaitable[Any]], timeout: float = 20.0, what: str = "condition") -> Any:
-    """Poll the async ``probe`` until it returns something truthy (never asserts a duration)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        last = await probe()
-        if last:
-            return last
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
-        await asyncio.sleep(0.05)

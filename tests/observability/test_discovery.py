@@ -26,9 +26,9 @@ from persys.resources import REGISTRY
 from persys.security.paths import HomePaths
 from persys.store import Etcd, ObjectStore
 from persys.store.server import EtcdServer, free_port
-from tests.observability.scrape import eventually
 from tests.observability.test_tracing import local_env, run_cli
 from tests.support.cluster import ApiThread, RunningApi
+from tests.support.eventually import eventually
 
 ZONE = "persys.local"
 

@@ -25,13 +25,13 @@ from persys.agentclient import AgentClient
 from persys.controllers import ControllersConfig, build_manager
 from persys.observability import logging as plog
 from persys.observability import tracing
-from persys.resources import REGISTRY
 from persys.security.paths import HMAC_KEY_ID, HomePaths, read_hmac_secret
 from persys.store import ObjectStore
 from persys.store.server import EtcdServer, free_port
-from tests.controllers.controller_support import FAST, SECRET, HollowNode, start_hollow_node
-from tests.observability.scrape import eventually
 from tests.observability.test_tracing import REPO, local_env
+from tests.support.eventually import eventually
+from tests.support.hollow import FAST, SECRET, HollowNode, start_hollow_node
+from tests.support.workloads import agent_workload, workload
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
@@ -96,9 +96,7 @@ async def test_agent_operation_lines_carry_node_uid_and_trace(pki_home: HomePath
             "--server", "", "--runtime", "simulated", "--state-dir", str(tmp_path / "state"))
     stderr = tmp_path / "agent.log"
     uid = str(uuid.uuid4())
-    body = {"apiVersion": "persys.dev/v1", "kind": "Workload",
-            "metadata": {"name": "logged", "namespace": "default", "uid": uid},
-            "spec": {"type": "container", "image": "persys/busybox:local", "nodeName": "obs-log"}}
+    body = agent_workload(uid, "obs-log")
     async with child(*args, env=local_env(), stderr=stderr), \
             AgentClient(f"http://127.0.0.1:{port}", HMAC_KEY_ID, read_hmac_secret(pki_home.hmac_secret)) as client:
         await eventually(client.healthz, what="the agent")
@@ -118,7 +116,8 @@ async def test_reconcile_lines_carry_trace_and_workload_key(etcd_server: EtcdSer
     plog.configure("debug", json_output=True)
     node: HollowNode | None = None
     manager = build_manager(etcd_server.url, listen=None, config=ControllersConfig.from_dict(FAST),
-                            hmac_secret=SECRET, identity="logs", controllers=("scheduler", "reconciler", "status", "monitor"))
+                            hmac_secret=SECRET, identity="logs",
+                            controllers=("scheduler", "reconciler", "status", "monitor"))
     lines: list[dict[str, Any]] = []
 
     async def acted() -> dict[str, Any] | None:
@@ -130,8 +129,7 @@ async def test_reconcile_lines_carry_trace_and_workload_key(etcd_server: EtcdSer
     try:
         node = await start_hollow_node("log-node", store)
         task = asyncio.create_task(manager.run(), name="manager-logs")
-        await store.create(REGISTRY.parse({"kind": "Workload", "metadata": {"name": "keyed"},
-                                           "spec": {"image": "persys/busybox:local"}}))
+        await store.create(workload("keyed"))
         line = await eventually(acted, what="the reconciler's 'acted' line")
     finally:
         manager.stop()

@@ -29,35 +29,24 @@ from persys.agentd.simulated import SimulatedRuntime, SimulationConfig
 from persys.controllers import ControllersConfig, build_manager
 from persys.dns import DnsServer, register_api_server
 from persys.errors import NotFound
-from persys.resources import REGISTRY, Resource
+from persys.resources import REGISTRY
 from persys.resources.model import now_iso
 from persys.store import Etcd, ObjectStore
 from persys.store.server import EtcdServer, free_port
-from tests.controllers.controller_support import FAST, SECRET, start_hollow_node
-from tests.observability.scrape import eventually, moved, scrape, value
+from tests.observability.scrape import moved, scrape, value
 from tests.support.cluster import RunningApi
+from tests.support.eventually import eventually
+from tests.support.hollow import FAST, SECRET, start_hollow_node
+from tests.support.workloads import SLEEP, agent_workload, workload
 
 NS_ROUTE = "/apis/persys.dev/v1/namespaces/{namespace}/{plural}"
-
-
-def workload(name: str, **spec: Any) -> Resource:
-    return REGISTRY.parse({"kind": "Workload", "metadata": {"name": name},
-                           "spec": {"image": "persys/busybox:local", "command": ["sleep", "3600"],
-                                    "network": "host", **spec}})
-
-
-def agent_body(uid: str, node: str) -> dict[str, Any]:
-    return {"apiVersion": "persys.dev/v1", "kind": "Workload",
-            "metadata": {"name": f"m-{uid[:8]}", "namespace": "default", "uid": uid},
-            "spec": {"type": "container", "image": "persys/busybox:local", "command": ["sleep", "3600"],
-                     "network": "host", "nodeName": node}}
 
 
 async def test_api_counts_mtls_requests_by_route_method_and_code(api: RunningApi) -> None:
     metrics = api.plain_url + "/metrics"
     before = await scrape(metrics)
     async with api.client() as client:
-        await client.create(workload("counted"))
+        await client.create(workload("counted", command=SLEEP, network="host"))
         await client.list("Workload")
         with pytest.raises(NotFound):
             await client.get("Workload", "absent")
@@ -105,7 +94,7 @@ async def test_agent_counts_operations(agent_with: Any) -> None:
     agent, client = await agent_with("simulated")
     before = await scrape(agent.url + "/metrics")
     uid = str(uuid.uuid4())
-    assert (await client.wait(await client.apply(agent_body(uid, agent.config.name)), 10))["state"] == "succeeded"
+    assert (await client.wait(await client.apply(agent_workload(uid, agent.config.name)), 10))["state"] == "succeeded"
     assert (await client.wait(await client.remove(uid), 10))["state"] == "succeeded"
     after = await scrape(agent.url + "/metrics")
     assert moved(before, after, "persys_agent_operations_total", action="apply", result="succeeded") == 1
@@ -117,7 +106,7 @@ async def test_agent_times_docker_calls(agent_with: Any) -> None:
     agent, client = await agent_with("docker")
     before = await scrape(agent.url + "/metrics")
     uid = str(uuid.uuid4())
-    assert (await client.wait(await client.apply(agent_body(uid, agent.config.name)), 30))["state"] == "succeeded"
+    assert (await client.wait(await client.apply(agent_workload(uid, agent.config.name)), 30))["state"] == "succeeded"
     assert (await client.wait(await client.remove(uid), 30))["state"] == "succeeded"
     after = await scrape(agent.url + "/metrics")
     assert moved(before, after, "persys_agent_docker_call_duration_seconds_count") >= 2
@@ -153,8 +142,8 @@ async def test_controllers_manager_metrics(etcd_server: EtcdServer, store: Objec
     try:
         await eventually(lambda: _answers(url), what="the manager's /metrics")
         before = await scrape(url)
-        await store.create(workload("metered"))
-        await store.create(workload("doomed", nodeName="obs-ghost"))
+        await store.create(workload("metered", command=SLEEP, network="host"))
+        await store.create(workload("doomed", command=SLEEP, network="host", nodeName="obs-ghost"))
 
         async def running() -> bool:
             return (await store.get("Workload", "default", "metered")).status.get("phase") == "Running"

@@ -21,12 +21,12 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from persys.controllers import ControllersConfig, build_manager
-from persys.resources import REGISTRY
 from persys.store import ObjectStore
 from persys.store.server import EtcdServer, free_port
-from tests.controllers.controller_support import FAST, SECRET, start_hollow_node
-from tests.observability.scrape import eventually
 from tests.support.cluster import RunningApi
+from tests.support.eventually import eventually
+from tests.support.hollow import FAST, SECRET, start_hollow_node
+from tests.support.workloads import SLEEP, workload
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -52,12 +52,11 @@ async def test_reconcile_and_agent_operation_share_a_trace(etcd_server: EtcdServ
                                                            spans: InMemorySpanExporter) -> None:
     node = await start_hollow_node("trace-node", store)
     manager = build_manager(etcd_server.url, listen=None, config=ControllersConfig.from_dict(FAST),
-                            hmac_secret=SECRET, identity="trace", controllers=("scheduler", "reconciler", "status", "monitor"))
+                            hmac_secret=SECRET, identity="trace",
+                            controllers=("scheduler", "reconciler", "status", "monitor"))
     task = asyncio.create_task(manager.run(), name="manager-trace")
     try:
-        created = await store.create(REGISTRY.parse({"kind": "Workload", "metadata": {"name": "traced"},
-                                                     "spec": {"image": "persys/busybox:local",
-                                                              "command": ["sleep", "3600"]}}))
+        created = await store.create(workload("traced", command=SLEEP))
         uid = created.metadata.uid
 
         async def applied() -> ReadableSpan | None:

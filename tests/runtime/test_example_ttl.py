@@ -7,14 +7,13 @@ import importlib.util
 from pathlib import Path
 from types import ModuleType
 
-import pytest
-from runtime_support import eventually, workload
-
 from persys.errors import NotFound
 from persys.runtime import FakeClock, Manager
 from persys.runtime.clock import to_iso
 from persys.store import Etcd, ObjectStore
 from persys.store.server import EtcdServer
+from tests.support.eventually import eventually
+from tests.support.workloads import workload
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "ttl_after_finished.py"
 
@@ -56,12 +55,7 @@ async def test_finished_workload_is_deleted_after_its_ttl(etcd_server: EtcdServe
                 return True
             return False
 
-        for _ in range(100):
-            if await gone():
-                break
-            await asyncio.sleep(0.05)
-        else:
-            pytest.fail("the finished workload was not deleted after its TTL")
+        await eventually(gone, timeout=5, what="the finished workload deleted after its TTL")
         await store.get("Workload", "default", "running")  # never finished: kept
     finally:
         manager.stop()

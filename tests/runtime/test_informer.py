@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from runtime_support import eventually, workload
-
 from persys.errors import PersysError, StoreUnavailable
 from persys.resources import REGISTRY, Resource
 from persys.runtime.informer import WATCH_RELISTS, WATCH_STALLS, Informer
 from persys.store import Etcd, ObjectStore, WatchEvent
 from persys.store.server import EtcdServer
+from tests.support.eventually import eventually
+from tests.support.workloads import workload
 
 
 class GatedStore(ObjectStore):
@@ -37,7 +37,7 @@ def metric(counter: object, *labels: str) -> float:
 
 
 async def test_cache_handlers_and_index(store: ObjectStore) -> None:
-    await store.create(workload("a", app="x"))
+    await store.create(workload("a", labels={"app": "x"}))
     informer = Informer(store, "wl")
     informer.add_index("app", lambda o: [o.metadata.labels.get("app", "")])
     seen: list[tuple[str, str]] = []
@@ -46,8 +46,8 @@ async def test_cache_handlers_and_index(store: ObjectStore) -> None:
     try:
         await informer.wait_synced(10)
         assert seen == [("ADDED", "a")]
-        await store.create(workload("b", app="x"))
-        await store.replace(workload("a", app="y"))
+        await store.create(workload("b", labels={"app": "x"}))
+        await store.replace(workload("a", labels={"app": "y"}))
         await store.delete("wl", "default", "b")
         await eventually(lambda: len(seen) == 4)
         assert seen[1:] == [("ADDED", "b"), ("MODIFIED", "a"), ("DELETED", "b")]

@@ -9,13 +9,14 @@ from typing import Any
 
 import aiohttp
 import pytest
-from runtime_support import eventually, workload
 
 from persys.errors import NotLeader
 from persys.resources.model import ObjectKey, Resource
 from persys.runtime import Controller, Manager, Result
 from persys.store import Etcd, ObjectStore
 from persys.store.server import EtcdServer, free_port
+from tests.support.eventually import eventually
+from tests.support.workloads import workload
 
 ACTED = "test.persys.dev/acted-by"
 

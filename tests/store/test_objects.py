@@ -10,20 +10,16 @@ from persys.errors import Conflict, Gone, NotFound, StoreUnavailable
 from persys.resources import REGISTRY, Resource, Selector
 from persys.store import Etcd, ObjectStore
 from persys.store.server import EtcdServer
-
-
-def workload(name: str, image: str = "persys/busybox:local", **labels: str) -> Resource:
-    return REGISTRY.parse({"apiVersion": "persys.dev/v1", "kind": "Workload",
-                           "metadata": {"name": name, "labels": labels}, "spec": {"image": image}})
+from tests.support.workloads import workload
 
 
 async def test_create_get_list(store: ObjectStore) -> None:
-    created = await store.create(workload("web", app="web"))
+    created = await store.create(workload("web", labels={"app": "web"}))
     assert created.metadata.uid and created.metadata.generation == 1
     got = await store.get("Workload", "default", "web")
     assert got.spec["image"] == "persys/busybox:local"
     assert got.metadata.resourceVersion == created.metadata.resourceVersion
-    await store.create(workload("db", app="db"))
+    await store.create(workload("db", labels={"app": "db"}))
     items, revision = await store.list("workloads", "default", Selector("app=web"))
     assert [o.metadata.name for o in items] == ["web"]
     assert revision >= int(created.metadata.resourceVersion)
@@ -45,7 +41,7 @@ async def test_generation_and_cas(store: ObjectStore) -> None:
         await store.replace(stale)
     status = await store.update_status("Workload", "default", "web", {"phase": "Running"})
     assert status.metadata.generation == 2 and status.status["phase"] == "Running"
-    relabelled = workload("web", image="other", tier="front")
+    relabelled = workload("web", image="other", labels={"tier": "front"})
     after = await store.replace(relabelled)
     assert after.metadata.generation == 2 and after.status["phase"] == "Running"
 

@@ -8,15 +8,11 @@ import asyncio
 import pytest
 
 from persys.errors import Conflict
-from persys.resources import REGISTRY, Resource
+from persys.resources import Resource
 from persys.store import ObjectStore
+from tests.support.workloads import workload
 
 WRITERS = 6  # fewer contenders than update_status's attempts: even a writer losing every round lands
-
-
-def workload(name: str) -> Resource:
-    return REGISTRY.parse({"apiVersion": "persys.dev/v1", "kind": "Workload",
-                           "metadata": {"name": name}, "spec": {"image": "persys/busybox:local"}})
 
 
 async def test_concurrent_status_writers_without_version_all_land(store: ObjectStore) -> None:
