@@ -1,4 +1,4 @@
-# Persys: `make run` starts a local cluster with the example manifests; `make test` runs the tests.
+# Persys: `make run` starts a local cluster with the example manifests; `make test` lints, then runs the tests.
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -32,7 +32,8 @@ dockerd:
 image: dockerd
 	@scripts/ensure-image.sh
 
-test: setup
+# lint first: a tree that does not type-check or breaks a layer fails before the slow tests start
+test: setup lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 run: setup
@@ -41,6 +42,7 @@ run: setup
 bench: setup
 	$(PY) bench/run.py
 
+# ruff everywhere, mypy --strict on persys/, and import-linter's layer contracts (pyproject.toml)
 lint: venv
 	$(VENV)/bin/ruff check persys tests bench examples
 	$(VENV)/bin/mypy persys
