@@ -28,7 +28,7 @@ from persys.agentd.runtime import WorkloadSpec, WorkloadState
 from persys.errors import NotFound, PersysError, RuntimeFailure
 from persys.observability.logging import get_logger
 
-WATCHED_ACTIONS = ["create", "start", "die", "stop", "kill", "oom", "destroy", "pause", "unpause", "restart"]
+WATCHED_ACTIONS = ["start", "die", "stop", "kill", "oom", "destroy", "pause", "unpause", "restart"]
 MAX_BACKOFF = 30.0
 log = get_logger("agent")
 
