@@ -1,121 +1,28 @@
-"""Helpers for controller tests: hollow nodes (simulated agents + heartbeats), timings, polling."""
+"""What the controller tests share beyond tests/support: factory types, and workloads that sleep.
+
+Hollow nodes, controller timings and polling live once in ``tests.support``; they are
+re-exported here so the controller tests read them from one place.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-from persys.agentd.daemon import Agent, AgentConfig
-from persys.agentd.events import EventHub
-from persys.agentd.runtime import Runtime
-from persys.agentd.simulated import SimulatedRuntime, SimulationConfig
-from persys.errors import Conflict
-from persys.resources import REGISTRY, Resource
-from persys.resources.model import now_iso
+from persys.resources import Resource
 from persys.runtime import Manager
-from persys.store import ObjectStore
-from persys.store.server import free_port
-
-SECRET = secrets.token_hex(32).encode()
-
-FAST = dict(lease_ttl=2, grace_seconds=1.0, full_pass_seconds=5.0, backoff_initial=0.3, backoff_max=1.0,
-            heartbeat_timeout=1.5, node_lost_timeout=2.0, poll_seconds=1.0, node_check_seconds=0.3,
-            stats_seconds=0.3, agent_timeout=3.0, stream_backoff_max=0.5, schedule_retry_seconds=2.0)
-
-
-@dataclass
-class HollowNode:
-    """A node with a simulated agent on a free port and a heartbeat that a test can stop."""
-
-    name: str
-    agent: Agent
-    store: ObjectStore
-    labels: dict[str, str] = field(default_factory=dict)
-    capacity: dict[str, str] = field(default_factory=lambda: {"cpu": "4", "memory": "8Gi"})
-    beating: asyncio.Event = field(default_factory=asyncio.Event)
-    task: asyncio.Task[None] | None = None
-
-    @property
-    def runtime(self) -> SimulatedRuntime:
-        runtime = self.agent.runtime
-        assert isinstance(runtime, SimulatedRuntime)
-        return runtime
-
-    async def register(self) -> None:
-        node = REGISTRY.parse({"kind": "Node", "metadata": {"name": self.name},
-                               "spec": {"address": self.agent.config.address, "labels": self.labels}})
-        await self.store.create(node)
-        await self.heartbeat()
-        self.beating.set()
-        self.task = asyncio.create_task(self._beat(), name=f"heartbeat-{self.name}")
-
-    async def heartbeat(self) -> None:
-        for _ in range(5):
-            with contextlib.suppress(Conflict):
-                await self._heartbeat()
-                return
-
-    async def _heartbeat(self) -> None:
-        await self.store.update_status("Node", "", self.name, {
-            "capacity": dict(self.capacity), "allocatable": dict(self.capacity), "runtime": "simulated",
-            "conditions": [{"type": "Ready", "status": "True", "reason": "AgentReady", "message": "",
-                            "lastTransitionTime": now_iso()}],
-            "lastHeartbeatTime": now_iso()})
-
-    async def _beat(self) -> None:
-        while True:
-            await self.beating.wait()
-            with contextlib.suppress(Exception):
-                await self.heartbeat()
-            await asyncio.sleep(0.2)
-
-    async def stop(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            await asyncio.gather(self.task, return_exceptions=True)
-        if self.agent._runner is not None:
-            await self.agent.stop()
-
-
-async def start_hollow_node(name: str, store: ObjectStore, *, labels: dict[str, str] | None = None,
-                            start_latency: float = 0.0, exit_after: float | None = None,
-                            capacity: dict[str, str] | None = None,
-                            runtime_factory: Callable[[str, EventHub], Runtime] | None = None) -> HollowNode:
-    """Start an agent (simulated unless ``runtime_factory`` says otherwise) on a free port, register its
-    Node and keep its heartbeat going."""
-    sim = SimulationConfig(start_latency=start_latency, exit_after=exit_after)
-    agent = Agent(AgentConfig(name=name, host="127.0.0.1", port=free_port(), secrets={"default": SECRET},
-                              runtime_factory=runtime_factory or (lambda n, hub: SimulatedRuntime(n, hub, sim))))
-    await agent.start()
-    node = HollowNode(name, agent, store, labels=dict(labels or {}))
-    if capacity:
-        node.capacity = capacity
-    await node.register()
-    return node
-
+from tests.support.eventually import eventually
+from tests.support.hollow import FAST, SECRET, HollowNode, start_hollow_node
+from tests.support.workloads import SLEEP
+from tests.support.workloads import workload as _workload
 
 NodeFactory = Callable[..., Awaitable[HollowNode]]
 ManagerFactory = Callable[..., Awaitable[Manager]]
 
-
-async def eventually(probe: Callable[[], Awaitable[Any]], timeout: float = 15.0, what: str = "condition") -> Any:
-    """Poll the async ``probe`` until it returns something truthy."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    last: Any = None
-    while True:
-        last = await probe()
-        if last:
-            return last
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
+__all__ = ["FAST", "SECRET", "HollowNode", "ManagerFactory", "NodeFactory", "eventually", "start_hollow_node",
+           "workload"]
 
 
 def workload(name: str, **spec: Any) -> Resource:
-    return REGISTRY.parse({"kind": "Workload", "metadata": {"name": name},
-                           "spec": {"image": "persys/busybox:local", "command": ["sleep", "3600"], **spec}})
+    """A workload that sleeps (a real container needs a command: the test image has none)."""
+    return _workload(name, **{"command": SLEEP, **spec})

@@ -11,9 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from persys.agentd.daemon import Agent, AgentConfig
+from persys.agentd.events import EventHub
+from persys.agentd.runtime import Runtime
 from persys.agentd.simulated import SimulatedRuntime, SimulationConfig
 from persys.errors import Conflict
 from persys.resources import REGISTRY
@@ -84,11 +87,13 @@ class HollowNode:
 
 async def start_hollow_node(name: str, store: ObjectStore, *, labels: dict[str, str] | None = None,
                             start_latency: float = 0.0, exit_after: float | None = None,
-                            capacity: dict[str, str] | None = None) -> HollowNode:
-    """Start a simulated agent on a free port, register its Node and keep its heartbeat going."""
+                            capacity: dict[str, str] | None = None,
+                            runtime_factory: Callable[[str, EventHub], Runtime] | None = None) -> HollowNode:
+    """Start an agent on a free port (simulated, unless ``runtime_factory`` gives another runtime, such
+    as Docker), register its Node and keep its heartbeat going."""
     sim = SimulationConfig(start_latency=start_latency, exit_after=exit_after)
     agent = Agent(AgentConfig(name=name, host="127.0.0.1", port=free_port(), secrets={"default": SECRET},
-                              runtime_factory=lambda n, hub: SimulatedRuntime(n, hub, sim)))
+                              runtime_factory=runtime_factory or (lambda n, hub: SimulatedRuntime(n, hub, sim))))
     await agent.start()
     node = HollowNode(name, agent, store, labels=dict(labels or {}))
     if capacity:
