@@ -15,12 +15,13 @@ import sys
 
 from persys.errors import NotFound
 from persys.resources.model import ObjectKey
+from persys.resources.phase import Phase
 from persys.runtime import Controller, Manager, Result
 from persys.runtime.clock import from_iso
 from persys.store import Etcd
 
 ANNOTATION = "persys.dev/ttl-seconds-after-finished"
-FINISHED = ("Exited", "Failed")
+FINISHED = (Phase.EXITED, Phase.FAILED)
 
 
 class TTLAfterFinished(Controller):
