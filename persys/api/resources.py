@@ -12,14 +12,16 @@ from typing import Any
 
 from aiohttp import web
 
-from persys.api.auth import ANY_ROLE, allow, authorize, identity
+from persys.api.auth import ANY_ROLE, Identity, allow, authorize, check_event_write, check_status_write, identity, \
+    is_node
 from persys.api.context import api_context
 from persys.api.watch import watch_stream
 from persys.errors import BadRequest, Cause, Conflict, Invalid, NotFound
 from persys.httpedge import read_json
-from persys.resources import Kind, Resource, Selector, now_iso
+from persys.resources import Kind, Resource, Selector
+from persys.resources.names import check_dns1123
 from persys.store import ObjectStore
-from persys.store.objects import replaced
+from persys.store.objects import as_created, check_uid, replaced
 
 _RETRIES = 5  # optimistic writes without a resourceVersion retry on concurrent changes
 MERGE_PATCH = "application/merge-patch+json"
@@ -42,7 +44,15 @@ def target(request: web.Request) -> Target:
         raise NotFound(f"{kind.plural} are cluster-scoped: use /apis/persys.dev/v1/{kind.plural}")
     if namespace is None and kind.namespaced and (name or request.method not in ("GET", "HEAD")):
         raise NotFound(f"{kind.plural} are namespaced: use /apis/persys.dev/v1/namespaces/{{namespace}}/{kind.plural}")
+    if namespace is not None:
+        check_namespace(namespace)
     return Target(kind, namespace or "", name)
+
+
+def check_namespace(namespace: str) -> None:
+    """Invalid (a field error on metadata.namespace) unless ``namespace`` is a DNS-1123 label (no ``a/b``)."""
+    if msg := check_dns1123(namespace):
+        raise Invalid(f"metadata.namespace {namespace!r} is invalid: {msg}", causes=[Cause("metadata.namespace", msg)])
 
 
 def dry_run(request: web.Request) -> bool:
@@ -79,6 +89,8 @@ def place(where: Target, data: dict[str, Any]) -> str:
     if not isinstance(meta, dict):
         return ""
     if where.kind.namespaced:
+        if isinstance(meta.get("namespace"), str) and meta["namespace"]:
+            check_namespace(meta["namespace"])
         if meta.get("namespace") not in (None, "", where.namespace):
             raise BadRequest(f"metadata.namespace {meta['namespace']!r} does not match the URL's "
                              f"namespace {where.namespace!r}")
@@ -144,16 +156,10 @@ async def create(request: web.Request) -> web.Response:
     data = await read_body(request)
     authorize(identity(request), "create", where.kind, place(where, data))
     obj = parse(where.kind, data)
+    await check_event_write(identity(request), api_context(request).store, obj)
     if dry_run(request):
-        return respond(where.kind, _as_created(obj), 201)
+        return respond(where.kind, as_created(obj), 201)
     return respond(where.kind, await api_context(request).store.create(obj), 201)
-
-
-def _as_created(obj: Resource) -> Resource:
-    """What ``create`` would store, for dry runs."""
-    obj.metadata.generation = 1
-    obj.metadata.creationTimestamp = now_iso()
-    return obj
 
 
 @allow(*ANY_ROLE)
@@ -167,6 +173,7 @@ async def apply(request: web.Request) -> web.Response:
     if not where.name:
         raise BadRequest(f"PUT needs the object's URL: …/{where.kind.plural}/{obj.metadata.name}")
     store, dry = api_context(request).store, dry_run(request)
+    await check_event_write(identity(request), store, obj, replaces=True)
     for _ in range(_RETRIES):
         done = await _apply_once(store, obj, dry)
         if done is not None:
@@ -182,12 +189,13 @@ async def _apply_once(store: ObjectStore, obj: Resource, dry: bool) -> tuple[Res
     try:
         current = await store.get(obj.kind, meta.namespace, meta.name)
     except NotFound:
-        if wanted:
+        if wanted and not meta.uid:  # with a uid, the version is of that object (an export), not of this name
             raise
         try:
-            return (_as_created(obj.copy()) if dry else await store.create(obj)), "created"
+            return (as_created(obj) if dry else await store.create(obj)), "created"
         except Conflict:
             return None  # created concurrently: update it instead
+    check_uid(current, obj)  # before the retries below, which would take its Conflict for a race
     if dry:
         updated = replaced(store.registry.get(obj.kind), current, obj)
         return updated, "unchanged" if updated.to_dict() == current.to_dict() else "configured"
@@ -231,14 +239,31 @@ async def put_status(request: web.Request) -> web.Response:
     if wanted and not wanted.isdigit():
         raise BadRequest(f"metadata.resourceVersion must be a number, not {wanted!r}")
     status = where.kind.parse_status(data.get("status"))
-    store = api_context(request).store
+    store, who = api_context(request).store, identity(request)
     if dry_run(request):
         current = await store.get(where.kind.kind, where.namespace, where.name)
+        check_status_write(who, current, status)
         current.status = status
         return respond(where.kind, current)
+    if is_node(who):
+        return respond(where.kind, await _node_status(store, who, where, status, wanted))
     result = await store.update_status(where.kind.kind, where.namespace, where.name, status,
                                        resource_version=wanted)
     return respond(where.kind, result)
+
+
+async def _node_status(store: ObjectStore, who: Identity, where: Target, status: dict[str, Any],
+                       wanted: str) -> Resource:
+    """A node's status write, checked against the very version it replaces: were the workload rebound
+    between the check and the write, the write's CAS fails and the check runs again on the new binding."""
+
+    def change(obj: Resource) -> None:  # a copy of the stored object, written back with CAS
+        if wanted and int(wanted) != obj.resource_version:
+            raise Conflict(f'{where.kind.singular} "{where.name}" was modified; resourceVersion {wanted} is stale')
+        check_status_write(who, obj, status)
+        obj.status = status
+
+    return await store.modify(where.kind.kind, where.namespace, where.name, change)
 
 
 def merge_patch(target_doc: Any, patch: Any) -> Any:
@@ -269,6 +294,8 @@ async def patch(request: web.Request) -> web.Response:
         merged.pop("status", None)
         place(where, merged)
         obj = parse(where.kind, merged)
+        check_uid(current, obj)
+        await check_event_write(identity(request), store, obj, replaces=True)
         if dry_run(request):
             return respond(where.kind, replaced(where.kind, current, obj))
         try:

@@ -1,6 +1,7 @@
 """Watch streams: ``?watch=true`` answers with ndjson events from ``ObjectStore.watch``.
 
-A watch starts after ``resourceVersion`` (or "now" without one), answers 410 before streaming
+A watch starts after ``resourceVersion`` (or "now" without one; 400 unless it is a number etcd's
+int64 revisions can follow), answers 410 before streaming
 when that revision is compacted, sends a BOOKMARK with the last delivered revision after a
 quiet interval (so clients can resume cheaply and notice dead connections), and ends with an
 ERROR line carrying a 410 Status when etcd compacts away from under it.
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 from typing import Any
 
 from aiohttp import web
@@ -21,6 +23,8 @@ from persys.resources import Kind, Selector
 from persys.store import WatchEvent
 
 _END = object()
+_DIGITS = re.compile(r"[0-9]{1,20}")  # ASCII only: str.isdigit() also takes '１２' and '²'
+MAX_REVISION = 2**63 - 2  # etcd revisions are int64, and the watch starts at the next one
 
 
 def _line(kind_of_event: str, obj: dict[str, Any]) -> bytes:
@@ -38,8 +42,8 @@ async def _start_revision(request: web.Request) -> int:
     given = request.query.get("resourceVersion", "")
     if not given:
         return await etcd.revision()
-    if not given.isdigit():
-        raise BadRequest(f"resourceVersion must be a number, not {given!r}")
+    if not _DIGITS.fullmatch(given) or int(given) > MAX_REVISION:
+        raise BadRequest(f"resourceVersion must be a number from 0 to {MAX_REVISION}, not {given!r}")
     revision = int(given)
     await etcd.check_revision(revision + 1)
     return revision

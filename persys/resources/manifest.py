@@ -1,4 +1,8 @@
-"""Manifests: YAML (multi-document) from a file, a directory of files, or stdin."""
+"""Manifests: YAML (multi-document) from a file, a directory of files, or stdin.
+
+Loaded with ``ManifestLoader`` (``manifest_yaml``), which refuses duplicate keys, alias bombs and deep
+nesting with the line they are on, so a bad file fails here, clearly, before anything is sent.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +13,20 @@ from typing import Any
 import yaml
 
 from persys.errors import BadRequest
+from persys.resources.manifest_yaml import ManifestLoader, Refused
 
 _SUFFIXES = (".yaml", ".yml", ".json")
 
 
 def parse_documents(text: str, source: str) -> list[dict[str, Any]]:
-    """Every non-empty document in ``text``; a YAML error names the source and the line."""
+    """Every non-empty document in ``text``; a YAML error or refusal names the source and the line."""
     try:
-        docs = [doc for doc in yaml.safe_load_all(text) if doc is not None]
+        docs = [doc for doc in yaml.load_all(text, ManifestLoader) if doc is not None]
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
-        raise BadRequest(f"{source}{where}: not valid YAML: {getattr(e, 'problem', e)}") from e
+        what = "" if isinstance(e, Refused) else "not valid YAML: "
+        raise BadRequest(f"{source}{where}: {what}{getattr(e, 'problem', e)}") from e
     for i, doc in enumerate(docs):
         if not isinstance(doc, dict):
             raise BadRequest(f"{source}: document {i + 1} is not a mapping (got {type(doc).__name__})")

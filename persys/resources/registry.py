@@ -17,6 +17,9 @@ from persys.resources.schema import Schema, check_dns1123, validate
 Column = tuple[str, Callable[[Resource], str]]
 CrossCheck = Callable[[dict[str, Any]], list[Cause]]
 
+# Kubernetes' rules: keys are qualified names (example.com/tier), label values short names or empty
+LABELS: Schema = {"type": "map", "values": {"type": "string", "format": "labelvalue"}, "keyFormat": "labelkey"}
+ANNOTATIONS: Schema = {"type": "map", "values": {"type": "string"}, "keyFormat": "labelkey"}
 _METADATA_FIELDS = {
     "name", "namespace", "uid", "labels", "annotations", "generation", "resourceVersion",
     "creationTimestamp", "deletionTimestamp", "finalizers",
@@ -103,10 +106,8 @@ class Kind:
                 causes.append(Cause("metadata.namespace", msg))
         elif namespace:
             causes.append(Cause("metadata.namespace", f"{self.kind} is cluster-scoped: no namespace"))
-        for key in ("labels", "annotations"):
-            value = raw.get(key) or {}
-            if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-                causes.append(Cause(f"metadata.{key}", "must be a map of strings"))
+        for key, schema in (("labels", LABELS), ("annotations", ANNOTATIONS)):
+            validate(schema, raw.get(key) or {}, f"metadata.{key}", causes)
         meta = ObjectMeta.from_dict({k: v for k, v in raw.items() if k in _METADATA_FIELDS and k != "namespace"})
         meta.namespace = namespace if isinstance(namespace, str) else ""
         return meta

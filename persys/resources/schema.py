@@ -3,45 +3,30 @@
 Schemas are plain dicts (a subset of OpenAPI v3) so that user-defined kinds can bring
 their own: ``type`` (object, string, integer, number, boolean, array, map, any),
 ``properties``/``required`` for objects, ``values`` for maps, ``items`` for arrays,
-``enum``, ``pattern``, ``minimum``/``maximum``, ``format`` (dns1123, cpu, memory,
-labelkey), ``default`` and ``nullable``. Unknown object fields are rejected by name.
+``enum``, ``pattern``, ``minimum``/``maximum``, ``format`` (see ``formats.FORMATS``) and
+``keyFormat`` for map keys, ``default`` and ``nullable``. Unknown object fields are rejected by name.
+
+Numbers are finite (JSON has no NaN or Infinity, yet Python's parser reads them, and ``1e400`` reads
+as infinity) and integers fit in 64 bits, whatever the schema says, so nothing stored can break a
+reader or a timer later; values of type ``any`` are searched for such numbers too.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import re
 from typing import Any
 
 from persys.errors import Cause
-from persys.resources.quantity import parse_cpu, parse_memory
+from persys.resources.formats import FORMATS
+from persys.resources.names import check_dns1123
+
+__all__ = ["Schema", "check_dns1123", "join", "validate"]
 
 Schema = dict[str, Any]
-
-DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
-
-
-def check_dns1123(value: str) -> str | None:
-    """None when ``value`` is a DNS-1123 label, else the message to show."""
-    if DNS1123_LABEL.match(value):
-        return None
-    return "must be a DNS-1123 label: lowercase letters, digits and '-', starting and ending alphanumeric, at most 63"
-
-
-def _check_format(fmt: str, value: str) -> str | None:
-    if fmt == "dns1123":
-        return check_dns1123(value)
-    if fmt == "labelkey":
-        return None if _LABEL_KEY.match(value) else "must be a label key like app or example.com/tier"
-    try:
-        if fmt == "cpu":
-            parse_cpu(value)
-        elif fmt == "memory":
-            parse_memory(value)
-    except ValueError as e:
-        return str(e)
-    return None
+INT64 = (-(2**63), 2**63 - 1)
+_NOT_FINITE = "must be a finite number (JSON has no NaN or Infinity)"
 
 
 def join(path: str, name: str | int) -> str:
@@ -70,6 +55,7 @@ def validate(schema: Schema, value: Any, path: str, causes: list[Cause]) -> Any:
         causes.append(Cause(path, f"must be a {kind}, not null"))
         return None
     if kind == "any":
+        _finite_everywhere(value, path, causes)
         return value
     expected = _PY_TYPES[kind]
     if not isinstance(value, expected) or (kind in ("integer", "number") and isinstance(value, bool)):
@@ -90,7 +76,7 @@ def validate(schema: Schema, value: Any, path: str, causes: list[Cause]) -> Any:
             if not isinstance(key, str):
                 causes.append(Cause(path, f"keys must be strings, not {key!r}"))
                 continue
-            if schema.get("keyFormat") and (msg := _check_format(schema["keyFormat"], key)):
+            if schema.get("keyFormat") and (msg := FORMATS[schema["keyFormat"]](key)):
                 causes.append(Cause(join(path, key), msg))
             out[key] = validate(values, item, join(path, key), causes)
         return out
@@ -118,7 +104,33 @@ def _validate_object(schema: Schema, value: dict[str, Any], path: str, causes: l
     return out
 
 
+def _finite_everywhere(value: Any, path: str, causes: list[Cause]) -> None:
+    """A cause for each number in ``value`` (of schema type any) that is not finite or not 64-bit.
+
+    Iterative: a value of type any may nest as deep as the body parser allowed."""
+    stack: list[tuple[str, Any]] = [(path, value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, dict):
+            stack += [(join(where, str(k)), v) for k, v in item.items()]
+        elif isinstance(item, list):
+            stack += [(join(where, i), v) for i, v in enumerate(item)]
+        elif msg := _number_problem(item):
+            causes.append(Cause(where, msg))
+
+
+def _number_problem(value: Any) -> str | None:
+    if isinstance(value, float) and not math.isfinite(value):
+        return _NOT_FINITE
+    if isinstance(value, int) and not isinstance(value, bool) and not INT64[0] <= value <= INT64[1]:
+        return "must fit in 64 bits"
+    return None
+
+
 def _validate_scalar(schema: Schema, value: Any, path: str, causes: list[Cause]) -> None:
+    if msg := _number_problem(value):
+        causes.append(Cause(path, msg))
+        return
     if "enum" in schema and value not in schema["enum"]:
         causes.append(Cause(path, f"must be one of {', '.join(map(str, schema['enum']))}"))
     if "minimum" in schema and value < schema["minimum"] or "maximum" in schema and value > schema["maximum"]:
@@ -126,5 +138,5 @@ def _validate_scalar(schema: Schema, value: Any, path: str, causes: list[Cause])
         causes.append(Cause(path, f"must be {low}-{high}"))
     if "pattern" in schema and not re.fullmatch(schema["pattern"], value):
         causes.append(Cause(path, schema.get("patternMessage", f"must match {schema['pattern']}")))
-    if "format" in schema and isinstance(value, str) and (msg := _check_format(schema["format"], value)):
+    if "format" in schema and isinstance(value, str) and (msg := FORMATS[schema["format"]](value)):
         causes.append(Cause(path, msg))
