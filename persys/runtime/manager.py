@@ -1,7 +1,10 @@
 """The manager: runs controllers under one supervisor, with shared informers and leader election.
 
 Informers run all the time (a standby has a warm cache and takes over fast); controllers run
-only while this process is leader, and are cancelled the moment leadership is lost. The
+only while this process is leader, and are cancelled the moment leadership is lost. Informers
+and the leader loop are services of one ``Supervisor``: a controller that crashes (a bug outside
+``reconcile``, whose failures stay with their key) makes this process step down, and the
+supervisor logs it, counts it, turns ``/healthz`` red and campaigns again after a back-off. The
 manager serves ``/metrics`` and ``/healthz`` (default 127.0.0.1:7072) and shuts down
 gracefully: it resigns (revokes its lease) so a standby takes over without waiting a TTL.
 """
@@ -24,12 +27,24 @@ from persys.runtime.clock import Clock, SystemClock
 from persys.runtime.controller import Controller
 from persys.runtime.informer import Informer, stats
 from persys.runtime.leader import LeaderElector
+from persys.runtime.supervisor import Named, Supervisor
 from persys.store.etcd import Etcd
 from persys.store.objects import Fence, ObjectStore
 
 log = get_logger("manager")
 
 Runnable = Callable[[], Coroutine[Any, Any, None]]
+
+
+class ControllerCrashed(Exception):
+    """Raised when a controller's task died outside ``reconcile``; the manager steps down."""
+
+
+def _leaves(error: BaseException) -> list[str]:
+    """``Type: message`` of every error inside (nested) exception groups."""
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
+    return [f"{type(error).__name__}: {error}"]
 
 
 class _LostLeadership(Exception):
@@ -56,6 +71,7 @@ class Manager:
         self._stop = asyncio.Event()
         self.port: int | None = None
         self.leading = asyncio.Event()
+        self.supervisor = Supervisor(component)
 
     # -- building --
 
@@ -96,17 +112,13 @@ class Manager:
         """Run until ``stop()`` or cancellation; always resigns and cleans up."""
         runner = await self._serve() if self.listen is not None else None
         try:
-            async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(informer.run(), name=f"informer-{informer.kind}")
-                         for informer in self.informers()]
-                tasks.append(group.create_task(self._lead(), name="leader"))
-                try:
-                    await self._stop.wait()
-                finally:
-                    self._stop.set()  # however we got here (stop() or cancellation), the leader loop must end
-                    for task in tasks:
-                        task.cancel()
+            async with self.supervisor:
+                for informer in self.informers():
+                    await self.supervisor.start(Named(f"informer-{informer.kind}", informer.run))
+                await self.supervisor.start(Named("leader", self._lead))
+                await self._stop.wait()
         finally:
+            self._stop.set()  # however we got here (stop() or cancellation), nothing may campaign again
             await asyncio.shield(self._shutdown(runner))
 
     async def _shutdown(self, runner: web.AppRunner | None) -> None:
@@ -124,29 +136,21 @@ class Manager:
     async def _lead(self) -> None:
         for informer in self.informers():
             await informer.synced.wait()
-        while True:
+        while not self._stop.is_set():
             await self.elector.acquire()
             self.leading.set()
-            deposed = False
             try:
                 async with asyncio.TaskGroup() as group:
                     for controller in self.controllers:
                         group.create_task(controller.run(), name=f"controller-{controller.name}")
                     group.create_task(self._hold(), name="leader-keepalive")
             except* (_LostLeadership, NotLeader):
-                deposed = True
-            except* Exception as group:  # a controller bug: step down and campaign again, never die
-                log.exception("controller crashed; stepping down", component=self.elector.component,
-                          errors=[f"{type(e).__name__}: {e}" for e in group.exceptions])
-                deposed = True
-                await asyncio.sleep(1.0)
+                log.warning("stepped down; controllers stopped", component=self.elector.component)
+            except* Exception as group:  # the supervisor logs it, turns /healthz red and restarts us
+                raise ControllerCrashed("; ".join(_leaves(group))) from group
             finally:
                 self.leading.clear()
                 await self.elector.resign()
-            if self._stop.is_set():
-                raise asyncio.CancelledError()  # shutting down: a NotLeader on the way out must not hide it
-            if deposed:
-                log.warning("stepped down; controllers stopped", component=self.elector.component)
 
     async def _hold(self) -> None:
         await self.elector.hold()
@@ -175,8 +179,9 @@ class Manager:
 
     async def _healthz(self, request: web.Request) -> web.Response:
         informers = [stats(i) for i in self.informers()]
-        healthy = all(i["synced"] for i in informers)
-        body = {"status": "ok" if healthy else "starting", "leader": self.is_leader,
-                "identity": self.elector.identity, "controllers": [c.name for c in self.controllers],
-                "informers": informers}
-        return web.json_response(body, status=200 if healthy else 503)
+        synced = all(i["synced"] for i in informers)
+        health = self.supervisor.health()
+        body = {"status": "ok" if synced and health.healthy else "failing" if not health.healthy else "starting",
+                "leader": self.is_leader, "identity": self.elector.identity,
+                "controllers": [c.name for c in self.controllers], "informers": informers, **health.to_dict()}
+        return web.json_response(body, status=200 if synced and health.healthy else 503)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
+import aiohttp
 from controller_support import ManagerFactory, NodeFactory, eventually, workload
 
 from persys.resources import ObjectKey
@@ -13,7 +15,7 @@ from persys.runtime import Controller, Manager, Result
 from persys.runtime.controller import RECONCILE_ERRORS
 from persys.store import Etcd, ObjectStore
 from persys.store.keys import object_key
-from persys.store.server import EtcdServer
+from persys.store.server import EtcdServer, free_port
 
 
 async def leadership_samples(manager: Manager, stop: asyncio.Event) -> AsyncIterator[bool]:
@@ -104,3 +106,52 @@ async def test_one_key_raising_is_retried_alone_and_the_rest_goes_on(etcd_server
 async def _async(value: bool) -> bool:
     return value
 
+
+
+class CrashesOnce(Controller):
+    """A controller whose background loop has a bug: it dies on its first term."""
+
+    kind = "Workload"
+    name = "crashes-once"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.terms = 0
+
+    async def reconcile(self, key: ObjectKey) -> Result:
+        return Result()
+
+    def runnables(self) -> list[tuple[str, Any]]:
+        self.terms += 1
+        return [("buggy", self._buggy())] if self.terms == 1 else []
+
+    async def _buggy(self) -> None:
+        raise KeyError("capacity")
+
+
+async def test_a_controller_crash_turns_healthz_red_and_leadership_comes_back(etcd_server: EtcdServer) -> None:
+    port = free_port()
+    manager = Manager(Etcd(etcd_server.url), component="crashy", lease_ttl=2, listen=("127.0.0.1", port),
+                      owns_etcd=True)
+    crashy = CrashesOnce()
+    manager.add(crashy)
+    task = asyncio.create_task(manager.run())
+    try:
+        async def health() -> tuple[int, dict[str, Any]]:
+            async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/healthz") as resp:
+                return resp.status, await resp.json()
+
+        async def red() -> dict[str, Any] | None:
+            try:
+                code, body = await health()
+            except aiohttp.ClientConnectionError:
+                return None  # not listening yet
+            return body if code == 503 and body.get("status") == "failing" else None
+
+        body = await eventually(red, what="/healthz red after the crash")
+        assert "leader" in body["reason"] and "KeyError" in body["reason"], body
+        await eventually(lambda: _async(crashy.terms >= 2 and manager.leading.is_set()),
+                         what="leading again after the back-off")
+    finally:
+        manager.stop()
+        await task
