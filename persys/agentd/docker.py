@@ -2,7 +2,8 @@
 
 It owns the aiodocker connection, routes each uid to the backend that runs it
 (``ContainerRuntime`` or ``ComposeRuntime``) and turns Docker's event stream, filtered to
-``persys.dev/node=<node>`` (compose containers carry the label too), into state events.
+the containers its ``Owner`` claims (this node of this cluster; compose containers carry the
+labels too), into state events.
 When the event stream breaks (dockerd restarted) it reconnects with back-off and
 republishes every state, so subscribers miss nothing. Every apply goes through here, so this
 is where a failed launch of either backend is remembered and reported (``LaunchReports``).
@@ -22,11 +23,12 @@ from aiodocker.events import DockerEvents
 
 from persys.agentd.compose import ComposeRuntime
 from persys.agentd.containers import ContainerRuntime
-from persys.agentd.dockerapi import LABEL_NODE, LABEL_UID, docker_call
+from persys.agentd.dockerapi import LABEL_UID, Owner, docker_call
 from persys.agentd.events import EventHub, LaunchReports
 from persys.agentd.runtime import WorkloadSpec, WorkloadState
 from persys.errors import NotFound, PersysError, RuntimeFailure
 from persys.observability.logging import get_logger
+from persys.runtime.backoff import Backoff
 
 WATCHED_ACTIONS = ["start", "die", "stop", "kill", "oom", "destroy", "pause", "unpause", "restart"]
 MAX_BACKOFF = 30.0
@@ -39,8 +41,9 @@ class DockerRuntime:
     name = "docker"
 
     def __init__(self, node: str, hub: EventHub, state_dir: Path, *, docker_url: str | None = None,
-                 stop_timeout: int = 10) -> None:
+                 stop_timeout: int = 10, cluster: str = "") -> None:
         self.node = node
+        self.owner = Owner(node, cluster)
         self.hub = hub
         self.state_dir = state_dir
         self.docker_url = docker_url
@@ -73,8 +76,8 @@ class DockerRuntime:
             await self._docker.close()
             self._docker = None
             raise RuntimeFailure(f"cannot reach dockerd: {e}") from e
-        self._containers = ContainerRuntime(self.node, self._docker, self.reports, self.stop_timeout)
-        self._compose = ComposeRuntime(self.node, self._docker, self.state_dir / "compose", self.stop_timeout)
+        self._containers = ContainerRuntime(self.owner, self._docker, self.reports, self.stop_timeout)
+        self._compose = ComposeRuntime(self.owner, self._docker, self.state_dir / "compose", self.stop_timeout)
         self._pump = asyncio.create_task(self._follow_docker_events(), name=f"agent-docker-events-{self.node}")
 
     async def close(self) -> None:
@@ -161,7 +164,7 @@ class DockerRuntime:
     # -- events ---------------------------------------------------------------------------
 
     async def _follow_docker_events(self) -> None:
-        backoff = 1.0
+        backoff = Backoff(1.0, MAX_BACKOFF)
         first = True
         while True:
             try:
@@ -169,18 +172,15 @@ class DockerRuntime:
                     await self._republish()
                 first = False
                 await self._stream_events()
-                backoff = 1.0
-            except asyncio.CancelledError:
-                raise
+                backoff.reset()
             except Exception as e:  # the event stream must survive dockerd restarts
-                log.warning("docker event stream broke", node=self.node, error=str(e), retry_in=backoff)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, MAX_BACKOFF)
+                log.warning("docker event stream broke", node=self.node, error=str(e))
+            await backoff.sleep()
 
     async def _stream_events(self) -> None:
         events = DockerEvents(self._docker)  # type: ignore[no-untyped-call]
         subscriber = events.subscribe(create_task=False)  # type: ignore[no-untyped-call]
-        filters = {"type": ["container"], "label": [f"{LABEL_NODE}={self.node}"], "event": WATCHED_ACTIONS}
+        filters = {"type": ["container"], **self.owner.filters(), "event": WATCHED_ACTIONS}
         runner = asyncio.create_task(events.run(filters=filters), name=f"agent-docker-events-run-{self.node}")
         try:
             while (event := await subscriber.get()) is not None:
@@ -191,9 +191,9 @@ class DockerRuntime:
             await events.stop()  # type: ignore[no-untyped-call]
 
     async def _on_event(self, event: dict[str, Any]) -> None:
-        attributes = (event.get("Actor") or {}).get("Attributes") or {}
+        attributes = (event.get("Actor") or {}).get("Attributes") or {}  # the container's labels among them
         uid = attributes.get(LABEL_UID)
-        if not uid:
+        if not uid or not self.owner.claims(attributes):
             return
         try:
             state = await self.get(uid)
