@@ -22,11 +22,8 @@ def test_duplicate_key_names_key_and_line() -> None:
     assert refusal(text) == "m.yaml line 6: duplicate key 'image'"
 
 
-def test_duplicate_key_in_flow_mapping() -> None:
+def test_duplicate_key_in_flow_mapping_but_merge_keys_may_be_overridden() -> None:
     assert refusal("spec: {a: 1, a: 2}\n") == "m.yaml line 1: duplicate key 'a'"
-
-
-def test_merge_keys_may_be_overridden() -> None:
     docs = parse_documents("base: &b {x: 1, y: 2}\nc:\n  <<: *b\n  x: 3\n", "m.yaml")
     assert docs[0]["c"] == {"x": 3, "y": 2}
 

@@ -25,13 +25,10 @@ def test_numbers_must_be_finite(value: float) -> None:
     assert causes_of(NUMBER, value) == [Cause("spec", "must be a finite number (JSON has no NaN or Infinity)")]
 
 
-@pytest.mark.parametrize("value", [2**63, -(2**63) - 1, 10**400])
-def test_integers_must_fit_in_64_bits(value: int) -> None:
+@pytest.mark.parametrize(("value", "inside"), [(2**63, 2**63 - 1), (-(2**63) - 1, -(2**63)), (10**400, 0)])
+def test_integers_must_fit_in_64_bits(value: int, inside: int) -> None:
     assert causes_of(INTEGER, value) == [Cause("spec", "must fit in 64 bits")]
-
-
-def test_limits_of_64_bits_pass() -> None:
-    assert causes_of(INTEGER, 2**63 - 1) == causes_of(INTEGER, -(2**63)) == []
+    assert causes_of(INTEGER, inside) == []
 
 
 def test_untyped_values_are_searched_for_bad_numbers() -> None:

@@ -44,12 +44,16 @@ def test_metadata_labels_and_annotations_follow_qualified_names() -> None:
     assert set(causes) == {"metadata.labels.bad key!", "metadata.labels.app", "metadata.annotations.a/b/c"}
 
 
-def test_node_capacity_is_not_bounded_like_a_request() -> None:
+def test_requests_are_bounded_but_node_capacity_is_not() -> None:
+    causes = fields_refused({"image": "busybox", "resources": {"cpu": "2048", "memory": "64Ti"}})
+    assert causes == {"spec.resources.cpu": "must be at most 1024 cores",
+                      "spec.resources.memory": "must be at most 16Ti"}
     status = REGISTRY.get("Node").parse_status({"capacity": {"cpu": "2048", "memory": "64Ti"}})
     assert status["capacity"] == {"cpu": "2048", "memory": "64Ti"}
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "manifests").glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_manifests_still_validate(path: Path) -> None:
+    """Not a hostile case: the guard that the rules above refuse nothing the project ships."""
     for source, document in manifest.load(str(path)):
         assert REGISTRY.parse(document).metadata.name, source
