@@ -19,7 +19,7 @@ from pathlib import Path
 import aiodocker
 import yaml
 
-from persys.agentd.daemon import Agent
+from persys.agentd.daemon import Agent, node_tls
 from persys.agentd.launcher import Credentials, LaunchSettings, build_agents
 from persys.api.context import ApiContext
 from persys.api.server import ApiServer, tls_from_home
@@ -141,7 +141,9 @@ class Cluster:
             state_dir=self.paths.state / f"agent-{config.node_name}", server=config.server_url,
             dns=f"{LOCALHOST}:{config.dns_port}", zone=config.zone)
         credentials = Credentials(self.paths.ca_cert, self.paths.cert(identity), self.paths.key(identity))
-        return build_agents(settings, lambda _node: credentials)[0]
+        agent = build_agents(settings, lambda _node: credentials)[0]
+        agent.serve_tls(node_tls(self.paths.cert(identity), self.paths.key(identity)))  # the certificate is its proof
+        return agent
 
     def summary(self) -> str:
         c = self.config
@@ -151,7 +153,7 @@ class Cluster:
             f"  API (mTLS)   https://{LOCALHOST}:{c.api_port}",
             f"  API (plain)  http://{LOCALHOST}:{c.http_port}  /healthz /readyz /metrics /openapi.json",
             f"  controllers  http://{LOCALHOST}:{c.controllers_port}/metrics",
-            f"  agent        http://{LOCALHOST}:{c.agent_port}  (docker runtime)",
+            f"  agent        https://{LOCALHOST}:{c.agent_port}  (docker runtime)",
             f"  DNS          {LOCALHOST}:{c.dns_port} udp+tcp, zone {c.zone}",
             f"  CLI config   {self.paths.config}",
             "Try: persys apply -f manifests/ --wait; persys get workloads. Ctrl-C stops everything.",

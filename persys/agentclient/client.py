@@ -1,7 +1,13 @@
-"""The client controllers use to drive node agents over HMAC-signed HTTP.
+"""The client controllers use to drive node agents over HMAC-signed HTTP(S).
 
-Every request is signed (``persys.security.hmac.sign``) and carries the caller's W3C
-``traceparent``. Agent errors come back as ``NotFound`` (404), ``Unauthorized`` (401) or
+Every request is signed (``persys.security.hmac.sign``) for the node the client is meant for, and
+carries the caller's W3C ``traceparent``. Over ``https://`` the agent must prove it is that node
+before a byte of a request is sent: its certificate must be signed by the cluster CA, cover the
+address called, and name the node (CN) with the agents' role (O). Any node may register any
+address, so the certificate, not the address, says who answers; plain ``http://`` (hollow nodes)
+rests on the signature alone, which the other nodes refuse.
+
+Agent errors come back as ``NotFound`` (404), ``Unauthorized`` (401) or
 ``AgentError`` carrying the agent's message; an agent that cannot be reached raises
 ``AgentError("agent … unreachable")``. An ``AgentError`` is a 502 wherever it is answered: to the
 API's callers the agent is an upstream that failed, whatever code it used itself.
@@ -11,8 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import time
 from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -23,20 +31,76 @@ from yarl import URL
 from persys.errors import AgentError, NotFound, PersysError, Unauthorized
 from persys.observability.tracing import inject, tracer
 from persys.security.hmac import sign
+from persys.security.pki import AGENTS, cert_identity
 
 FINISHED = ("succeeded", "failed")
 LONG_POLL_SECONDS = 20.0
 
 
-class AgentClient:
-    """Talks to one agent at ``base_url`` (``http://HOST:PORT``) with key ``key_id``."""
+class _NodeContext(ssl.SSLContext):
+    """A client TLS context that completes handshakes only with node ``node``'s certificate."""
 
-    def __init__(self, base_url: str, key_id: str, secret: bytes, timeout: float = 10.0) -> None:
+    node = ""
+
+
+class _NodeBound(ssl.SSLObject):
+    """Checks the peer's identity as the handshake ends, before the request is written."""
+
+    def do_handshake(self) -> None:
+        super().do_handshake()
+        node = self.context.node if isinstance(self.context, _NodeContext) else ""
+        name, role = cert_identity(self.getpeercert())
+        if name != node or role != AGENTS:
+            raise ssl.SSLCertVerificationError(  # (code, message): str() is then the message alone
+                ssl.SSL_ERROR_SSL, f"the agent presented the certificate of {name!r} (role {role or 'none'}), "
+                                   f"not of node {node!r}")
+
+
+def node_context(node: str, ca: Path | bytes) -> ssl.SSLContext:
+    """A client context trusting the cluster CA ``ca`` (a file, or its certificates as DER bytes) that
+    accepts only a certificate with CN ``node`` and O ``persys:agents`` for the address it calls."""
+    context = _NodeContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies the chain and the host name
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if isinstance(ca, bytes):
+        context.load_verify_locations(cadata=ca)
+    else:
+        context.load_verify_locations(cafile=str(ca))
+    context.node = node
+    context.sslobject_class = _NodeBound
+    return context
+
+
+class AgentClient:
+    """Talks to the agent of ``node`` at ``base_url`` (``http://HOST:PORT`` or ``https://…``) with key ``key_id``.
+
+    ``https://`` needs ``node`` and the cluster CA ``ca`` (see ``node_context``); every request is
+    signed for ``node`` (requests without one, from tools and tests, name no node).
+    """
+
+    def __init__(self, base_url: str, key_id: str, secret: bytes, timeout: float = 10.0, *,
+                 node: str = "", ca: Path | bytes | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.key_id = key_id
         self.secret = secret
         self.timeout = timeout
+        self.node = node
+        self._tls = self._verifying(ca) if self.base_url.startswith("https://") else None
         self._session: aiohttp.ClientSession | None = None
+
+    @classmethod
+    def for_node(cls, node: str, address: str, key_id: str, secret: bytes, *, ca: Path | bytes | None,
+                 timeout: float = 10.0) -> AgentClient:
+        """The client of ``node``'s agent at its Node's ``spec.address`` (``HOST:PORT`` is plain HTTP)."""
+        url = address if address.startswith(("http://", "https://")) else f"http://{address}"
+        return cls(url, key_id, secret, timeout, node=node, ca=ca)
+
+    def _verifying(self, ca: Path | bytes | None) -> ssl.SSLContext:
+        if not self.node or ca is None:
+            raise AgentError(f"agent {self.base_url}: https needs the node's name and the cluster CA")
+        try:
+            return node_context(self.node, ca)
+        except (OSError, ssl.SSLError) as e:
+            raise AgentError(f"agent {self.base_url}: cannot load the cluster CA: {e}") from e
 
     async def __aenter__(self) -> AgentClient:
         return self
@@ -51,11 +115,17 @@ class AgentClient:
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=32))
+            connector = aiohttp.TCPConnector(limit=32, ssl=self._tls if self._tls is not None else True)
+            self._session = aiohttp.ClientSession(connector=connector)
         return self._session
 
+    def _unreachable(self, e: Exception) -> AgentError:
+        if isinstance(e, aiohttp.ClientConnectorCertificateError):
+            return AgentError(f"agent {self.base_url} is not verified as node {self.node!r}: {e.certificate_error}")
+        return AgentError(f"agent {self.base_url} unreachable: {e or type(e).__name__}")
+
     def _signed(self, method: str, path_qs: str, body: bytes) -> dict[str, str]:
-        headers = {"Authorization": sign(method, path_qs, body, self.key_id, self.secret)}
+        headers = {"Authorization": sign(method, path_qs, body, self.key_id, self.secret, node=self.node)}
         if body:
             headers["Content-Type"] = "application/json"
         inject(headers)
@@ -86,7 +156,7 @@ class AgentClient:
                     return json.loads(text)
                 return text
         except (aiohttp.ClientError, TimeoutError) as e:
-            raise AgentError(f"agent {self.base_url} unreachable: {e or type(e).__name__}") from e
+            raise self._unreachable(e) from e
 
     async def _stream(self, path: str, params: Mapping[str, Any] | None = None) -> AsyncIterator[bytes]:
         path_qs = path + (f"?{urlencode(params)}" if params else "")
@@ -99,7 +169,7 @@ class AgentClient:
                 async for line in resp.content:
                     yield line
         except (aiohttp.ClientError, TimeoutError) as e:
-            raise AgentError(f"agent {self.base_url} unreachable: {e or type(e).__name__}") from e
+            raise self._unreachable(e) from e
 
     # -- changes: each answers an operation id ------------------------------------------------
 

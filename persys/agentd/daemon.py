@@ -5,12 +5,18 @@
 Its ``/healthz`` answers 503, naming the task and the error, while one of its node's tasks is
 dead. Stopping an agent closes its listener and connections but never stops a workload: the
 containers keep running and the next agent rebuilds its state from them.
+
+Given TLS (``serve_tls``, ``AgentConfig.tls``) the agent serves HTTPS with its node certificate and
+its Node advertises an ``https://`` address, so that the control plane can check that it calls this
+node and no other (``persys.agentclient``); without, plain HTTP, as hollow nodes run.
 """
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -41,6 +47,7 @@ class AgentConfig:
     parallelism: int = 8
     max_skew: int = 300
     registration: NodeRegistration | None = None
+    tls: ssl.SSLContext | None = None  # HTTPS with the node's certificate (``node_tls``); None: plain HTTP
 
     @property
     def address(self) -> str:
@@ -57,12 +64,21 @@ class Agent(Component):
         self.hub = EventHub()
         self.runtime = config.runtime_factory(config.name, self.hub)
         self.executor = Executor(config.name, parallelism=config.parallelism)
-        self.verifier = Verifier(config.secrets, max_skew=config.max_skew)
+        self.verifier = Verifier(config.secrets, max_skew=config.max_skew, node=config.name)
         self._runner: web.AppRunner | None = None
+        if config.tls is not None:
+            self.serve_tls(config.tls)
 
     @property
     def url(self) -> str:
-        return f"http://{self.config.address}"
+        return f"{'https' if self.config.tls is not None else 'http'}://{self.config.address}"
+
+    def serve_tls(self, context: ssl.SSLContext) -> None:
+        """Serve HTTPS with ``context`` (call before ``start``) and register the Node's address as ``https://``."""
+        self.config.tls = context
+        registration = self.config.registration
+        if registration is not None and not registration.address.startswith("https://"):
+            registration.address = "https://" + registration.address.removeprefix("http://")
 
     def background(self) -> list[Service]:
         registration = self.config.registration
@@ -74,7 +90,7 @@ class Agent(Component):
         app.middlewares.append(self._healthz())
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=2.0)
         await self._runner.setup()
-        await web.TCPSite(self._runner, self.config.host, self.config.port).start()
+        await web.TCPSite(self._runner, self.config.host, self.config.port, ssl_context=self.config.tls).start()
         log.info("agent listening", node=self.config.name, address=self.config.address,
                  runtime=self.runtime.name)
 
@@ -99,3 +115,12 @@ class Agent(Component):
         if self.config.registration is not None:
             await self.config.registration.close()
         log.info("agent stopped", node=self.config.name)
+
+
+def node_tls(cert: Path, key: Path) -> ssl.SSLContext:
+    """The server context of an agent's HTTPS listener: its node certificate. Callers show no
+    certificate: the HMAC signature is what authenticates them."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(cert), str(key))
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context

@@ -3,7 +3,12 @@
 The mTLS handshake already proved the certificate was signed by the cluster CA; here the
 identity is read from it and every request is checked against the caller's role.
 Admins and controllers may do everything. Agents may read workloads and nodes, write their
-own Node (and its status), write workload status and record Events.
+own Node (and its status), write the status of the workloads bound to them and record Events
+about themselves and those workloads. A node is confined to what is its own because the control
+plane acts on what it writes: the logs route calls the node a workload's status names, so a node
+that could point another node's workload at itself would be sent that workload's requests.
+``authorize`` checks what the URL names; ``check_status_write`` and ``check_event_write`` check
+what a node's body says against the stored objects it concerns.
 """
 
 from __future__ import annotations
@@ -14,12 +19,13 @@ from typing import Any
 
 from aiohttp import web
 
-from persys.errors import Forbidden, Unauthorized
-from persys.resources import Kind
+from persys.errors import Forbidden, NotFound, Unauthorized
+from persys.resources import Kind, Resource
+from persys.security.pki import AGENTS, cert_identity
+from persys.store import ObjectStore
 
 ADMINS = "persys:admins"
 CONTROLLERS = "persys:controllers"
-AGENTS = "persys:agents"
 FULL_ACCESS = frozenset({ADMINS, CONTROLLERS})
 ANY_ROLE = frozenset({ADMINS, CONTROLLERS, AGENTS})
 
@@ -52,22 +58,13 @@ def allowed_roles(handler: Any) -> frozenset[str]:
     return getattr(handler, "persys_roles", FULL_ACCESS)
 
 
-def _subject_field(subject: Any, name: str) -> str:
-    for rdn in subject or ():
-        for key, value in rdn:
-            if key == name:
-                return str(value)
-    return ""
-
-
 def peer_identity(request: web.Request) -> Identity:
     """The caller's identity from its TLS client certificate."""
     transport = request.transport
     cert = transport.get_extra_info("peercert") if transport is not None else None
     if not cert:
         raise Unauthorized("a client certificate signed by the cluster CA is required")
-    subject = cert.get("subject")
-    return Identity(_subject_field(subject, "commonName"), _subject_field(subject, "organizationName"))
+    return Identity(*cert_identity(cert))
 
 
 def identity(request: web.Request) -> Identity:
@@ -99,3 +96,58 @@ def _agent_may(who: Identity, verb: str, kind: Kind, name: str | None, subresour
     if kind.kind == "Workload" and subresource == "status" and verb == "update":
         return True
     return kind.kind == "Event" and verb in WRITES
+
+
+def is_node(who: Identity) -> bool:
+    """Whether ``who`` is a node agent, whose writes are confined to its own node and workloads."""
+    return who.role == AGENTS
+
+
+def check_status_write(who: Identity, current: Resource, status: dict[str, Any]) -> None:
+    """Raise Forbidden unless ``who`` may replace ``current``'s status with ``status``: a node writes
+    only the status of workloads bound to it (``spec.nodeName``) and names no other node in it."""
+    if not is_node(who) or current.kind != "Workload":
+        return
+    where = f"workload {current.metadata.namespace}/{current.metadata.name}"
+    bound = str(current.spec.get("nodeName") or "")
+    if bound != who.name:
+        raise Forbidden(f"node {who.name!r} may not write the status of {where}: it is bound to "
+                        f"{repr(bound) if bound else 'no node'}, not to {who.name!r}")
+    claimed = status.get("nodeName")
+    if claimed not in (None, "", who.name):
+        raise Forbidden(f"node {who.name!r} may not set status.nodeName of {where} to {claimed!r}: "
+                        "a node may only name itself")
+
+
+async def check_event_write(who: Identity, store: ObjectStore, event: Resource, *, replaces: bool = False) -> None:
+    """Raise Forbidden unless ``who`` may write ``event``: a node records Events only about its own Node
+    and the workloads bound to it. With ``replaces``, the same holds for the stored Event it overwrites."""
+    if not is_node(who) or event.kind != "Event":
+        return
+    events = [event]
+    if replaces:
+        try:
+            events.append(await store.get(event.kind, event.metadata.namespace, event.metadata.name))
+        except NotFound:
+            pass
+    for about in events:
+        involved = about.spec.get("involvedObject") or {}
+        if await _node_of(store, involved, about.metadata.namespace) != who.name:
+            raise Forbidden(f"node {who.name!r} may not record events about {involved.get('kind')} "
+                            f"{involved.get('name')!r}: only about its own Node and the workloads bound to it")
+
+
+async def _node_of(store: ObjectStore, involved: dict[str, Any], namespace: str) -> str:
+    """The node an Event's involved object belongs to: a Node itself, a Workload's binding; '' for others."""
+    kind, name = str(involved.get("kind") or "").lower(), str(involved.get("name") or "")
+    if kind == "node":
+        return name
+    if kind != "workload":
+        return ""
+    try:
+        workload = await store.get("Workload", str(involved.get("namespace") or namespace), name)
+    except NotFound:
+        return ""
+    if involved.get("uid") not in (None, "", workload.metadata.uid):
+        return ""  # names a workload by the name of a bound one, but the uid of another
+    return str(workload.spec.get("nodeName") or "")

@@ -1,7 +1,11 @@
 """``GET …/workloads/{name}/log``: a workload's container logs, fetched from its node's agent.
 
 The API is the one door for users, so ``persys logs`` goes through it (mTLS, roles) and the
-API server calls the agent with the HMAC secret, like the controllers do.
+API server calls the agent with the HMAC secret, like the controllers do. The request is signed
+for the workload's node and, to an agent serving https, sent only once the agent has presented
+that node's certificate, signed by the same cluster CA the API's own mTLS listener trusts: a node
+that registered another node's address, or captured a request meant for another node, gets
+nothing it can use.
 """
 
 from __future__ import annotations
@@ -24,6 +28,14 @@ def _tail(request: web.Request) -> int:
     return int(raw)
 
 
+def cluster_ca(request: web.Request) -> bytes | None:
+    """The CA certificates (DER) the mTLS listener this request came in on trusts: the cluster CA."""
+    ssl_object = request.transport.get_extra_info("ssl_object") if request.transport is not None else None
+    if ssl_object is None:
+        return None
+    return b"".join(ssl_object.context.get_ca_certs(binary_form=True)) or None
+
+
 async def _agent_for(request: web.Request) -> tuple[AgentClient, str]:
     ctx = api_context(request)
     workload = await ctx.store.get("Workload", request.match_info["namespace"], request.match_info["name"])
@@ -34,7 +46,8 @@ async def _agent_for(request: web.Request) -> tuple[AgentClient, str]:
         raise Unavailable("this API server has no agent HMAC secret; it cannot reach agents")
     node = await ctx.store.get("Node", "", node_name)
     address = str(node.spec.get("address") or "")
-    return AgentClient(f"http://{address}", HMAC_KEY_ID, ctx.hmac_secret), workload.metadata.uid
+    agent = AgentClient.for_node(node.metadata.name, address, HMAC_KEY_ID, ctx.hmac_secret, ca=cluster_ca(request))
+    return agent, workload.metadata.uid
 
 
 async def workload_log(request: web.Request) -> web.StreamResponse:

@@ -12,7 +12,16 @@ from typing import Any
 
 from aiohttp import web
 
-from persys.api.auth import ANY_ROLE, allow, authorize, identity
+from persys.api.auth import (
+    ANY_ROLE,
+    Identity,
+    allow,
+    authorize,
+    check_event_write,
+    check_status_write,
+    identity,
+    is_node,
+)
 from persys.api.context import api_context
 from persys.api.watch import watch_stream
 from persys.errors import BadRequest, Cause, Conflict, Invalid, NotFound
@@ -155,6 +164,7 @@ async def create(request: web.Request) -> web.Response:
     data = await read_body(request)
     authorize(identity(request), "create", where.kind, place(where, data))
     obj = parse(where.kind, data)
+    await check_event_write(identity(request), api_context(request).store, obj)
     if dry_run(request):
         return respond(where.kind, as_created(obj), 201)
     return respond(where.kind, await api_context(request).store.create(obj), 201)
@@ -171,6 +181,7 @@ async def apply(request: web.Request) -> web.Response:
     if not where.name:
         raise BadRequest(f"PUT needs the object's URL: …/{where.kind.plural}/{obj.metadata.name}")
     store, dry = api_context(request).store, dry_run(request)
+    await check_event_write(identity(request), store, obj, replaces=True)
     for _ in range(_RETRIES):
         done = await _apply_once(store, obj, dry)
         if done is not None:
@@ -236,14 +247,31 @@ async def put_status(request: web.Request) -> web.Response:
     if wanted and not wanted.isdigit():
         raise BadRequest(f"metadata.resourceVersion must be a number, not {wanted!r}")
     status = where.kind.parse_status(data.get("status"))
-    store = api_context(request).store
+    store, who = api_context(request).store, identity(request)
     if dry_run(request):
         current = await store.get(where.kind.kind, where.namespace, where.name)
+        check_status_write(who, current, status)
         current.status = status
         return respond(where.kind, current)
+    if is_node(who):
+        return respond(where.kind, await _node_status(store, who, where, status, wanted))
     result = await store.update_status(where.kind.kind, where.namespace, where.name, status,
                                        resource_version=wanted)
     return respond(where.kind, result)
+
+
+async def _node_status(store: ObjectStore, who: Identity, where: Target, status: dict[str, Any],
+                       wanted: str) -> Resource:
+    """A node's status write, checked against the very version it replaces: were the workload rebound
+    between the check and the write, the write's CAS fails and the check runs again on the new binding."""
+
+    def change(obj: Resource) -> None:  # a copy of the stored object, written back with CAS
+        if wanted and int(wanted) != obj.resource_version:
+            raise Conflict(f'{where.kind.singular} "{where.name}" was modified; resourceVersion {wanted} is stale')
+        check_status_write(who, obj, status)
+        obj.status = status
+
+    return await store.modify(where.kind.kind, where.namespace, where.name, change)
 
 
 def merge_patch(target_doc: Any, patch: Any) -> Any:
@@ -275,6 +303,7 @@ async def patch(request: web.Request) -> web.Response:
         place(where, merged)
         obj = parse(where.kind, merged)
         check_uid(current, obj)
+        await check_event_write(identity(request), store, obj, replaces=True)
         if dry_run(request):
             return respond(where.kind, replaced(where.kind, current, obj))
         try:

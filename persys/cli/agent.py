@@ -1,10 +1,17 @@
-"""``persys agent``: the node daemon (one real node, or N hollow nodes with ``--runtime simulated``)."""
+"""``persys agent``: the node daemon (one real node, or N hollow nodes with ``--runtime simulated``).
+
+A node that registers with the API serves HTTPS with its node certificate (``--tls``, the default
+for one node with ``--server``), so that the control plane can verify whom it calls. Hollow nodes,
+and agents that run without an API, serve plain HTTP unless ``--tls`` is given.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -13,6 +20,9 @@ from persys.errors import BadRequest
 from persys.observability import logging as plog
 from persys.observability import tracing
 from persys.security.paths import HMAC_KEY_ID, HomePaths, read_hmac_secret
+
+if TYPE_CHECKING:
+    from persys.agentd.daemon import Agent
 
 
 def _address(text: str) -> tuple[str, int]:
@@ -33,21 +43,37 @@ def _labels(values: tuple[str, ...]) -> dict[str, str]:
 
 
 def node_credentials(paths: HomePaths, node: str, cert: Path | None, key: Path | None,
-                     ca: Path | None) -> tuple[Path, Path, Path]:
-    """The node's client certificate; issued on the spot when the cluster CA's key is at hand."""
+                     ca: Path | None, sans: tuple[str, ...] = ()) -> tuple[Path, Path, Path]:
+    """The node's certificate (client of the API, server of its HTTPS listener for ``sans``); issued on
+    the spot, or again when it lacks one of ``sans``, when the cluster CA's key is at hand."""
     identity = f"node-{node}"
     cert, key, ca = cert or paths.cert(identity), key or paths.key(identity), ca or paths.ca_cert
-    if cert.exists() and key.exists():
-        return cert, key, ca
-    if paths.ca_key.exists():
+    if paths.ca_key.exists() and cert == paths.cert(identity):
         from persys.security import pki
 
-        cert, key = pki.issue(paths.home, identity, "agents")
-        click.echo(f"issued {cert} for node {node}", err=True)
+        before = cert.read_bytes() if cert.exists() else b""
+        cert, key = pki.issue(paths.home, identity, "agents", sans=sans)
+        if cert.read_bytes() != before:
+            click.echo(f"issued {cert} for node {node}", err=True)
+        return cert, key, ca
+    if cert.exists() and key.exists():
         return cert, key, ca
     raise BadRequest(f"no certificate for node {node} at {cert}: on the machine holding the cluster CA run "
                      f"`persys pki issue --identity {identity} --role agents` and copy {cert.name}, "
                      f"{key.name} and ca.crt into {paths.pki}")
+
+
+def _tls_hosts(host: str, advertise: str) -> tuple[str, ...]:
+    """The names the node certificate must serve TLS for: the hosts the control plane may call."""
+    return tuple(h for h in dict.fromkeys((host, advertise)) if h and h not in ("0.0.0.0", "::"))
+
+
+def _serve_tls(agents: list[Agent], files: Callable[[str], tuple[Path, Path, Path]]) -> None:
+    from persys.agentd.daemon import node_tls
+
+    for node in agents:
+        cert, key, _ = files(node.config.name)
+        node.serve_tls(node_tls(cert, key))
 
 
 @click.command()
@@ -65,6 +91,8 @@ def node_credentials(paths: HomePaths, node: str, cert: Path | None, key: Path |
 @option("--cert", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Node client certificate.")
 @option("--key", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Node client key.")
 @option("--ca", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Cluster CA certificate.")
+@option("--tls/--no-tls", default=None, help="Serve HTTPS with the node certificate (default: with --server, "
+        "for one node; hollow nodes serve plain HTTP).")
 @option("--hmac-secret", type=click.Path(dir_okay=False, path_type=Path), default=None,
         help="File holding the agents' HMAC secret (default $PERSYS_HOME/pki/agent-hmac.secret).")
 @option("--parallelism", type=int, default=8, show_default=True, help="Operations run at once (across uids).")
@@ -75,7 +103,7 @@ def node_credentials(paths: HomePaths, node: str, cert: Path | None, key: Path |
 @click.pass_obj
 def agent(state: CliState, name: str, listen: str, advertise: str, server: str, dns: str, zone: str, runtime: str,
           labels: tuple[str, ...], state_dir: Path | None, cert: Path | None, key: Path | None, ca: Path | None,
-          hmac_secret: Path | None, parallelism: int, nodes: int, base_port: int | None,
+          tls: bool | None, hmac_secret: Path | None, parallelism: int, nodes: int, base_port: int | None,
           sim_start_latency: float | None, sim_exit_after: float | None) -> None:
     """Run the node agent: an HMAC-signed HTTP API driving Docker (or hollow containers)."""
     from persys.agentd.launcher import Credentials, LaunchSettings, build_agents
@@ -100,11 +128,17 @@ def agent(state: CliState, name: str, listen: str, advertise: str, server: str, 
         state_dir=state_dir or paths.state / f"agent-{name}", server=server, labels=_labels(labels),
         advertise_host=advertise, nodes=nodes, parallelism=parallelism, simulation=simulation, dns=dns, zone=zone)
 
+    def files(node: str) -> tuple[Path, Path, Path]:
+        return node_credentials(paths, node, cert if not nodes else None, key if not nodes else None, ca,
+                                _tls_hosts(host, advertise))
+
     def credentials(node: str) -> Credentials:
-        c, k, a = node_credentials(paths, node, cert if not nodes else None, key if not nodes else None, ca)
+        c, k, a = files(node)
         return Credentials(ca=a if a.exists() else None, cert=c, key=k)
 
     agents = build_agents(settings, credentials)
+    if tls or (tls is None and server and not nodes):  # by default one node registered with the API
+        _serve_tls(agents, files)
 
     async def start(supervisor: Supervisor) -> None:  # every node's tasks under the process's one supervisor
         for node in agents:

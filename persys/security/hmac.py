@@ -1,11 +1,17 @@
 """HMAC-SHA256 request signing between controllers and node agents.
 
 Controllers sign every agent request with a shared secret; agents verify it. The signature
-covers the method, the path with its query string, a timestamp, a nonce and the body's
-SHA-256, so that a captured request can be neither altered nor replayed:
+covers the method, the path with its query string, a timestamp, a nonce, the body's SHA-256
+and the node the request is meant for, so that a captured request can be neither altered,
+nor replayed, nor sent on to another node (every agent shares the secret, so without the
+node a request one agent received would be good at any other):
 
-    Authorization: PERSYS-HMAC-SHA256 keyId=default, ts=1700000000, nonce=…, sig=<hex>
-    sig = HMAC-SHA256(secret, "METHOD\\npath?query\\nts\\nnonce\\nsha256hex(body)")
+    Authorization: PERSYS-HMAC-SHA256 keyId=default, node=n1, ts=1700000000, nonce=…, sig=<hex>
+    sig = HMAC-SHA256(secret, "METHOD\\npath?query\\nts\\nnonce\\nsha256hex(body)\\nnode")
+
+An agent refuses a request signed for another node. A request without ``node=`` (and without
+the last line in the signed string) is still accepted from signers that predate the field;
+Persys's own clients (``AgentClient``) always sign the node they mean to call.
 """
 
 from __future__ import annotations
@@ -21,27 +27,30 @@ from collections.abc import Callable
 from persys.errors import Unauthorized
 
 SCHEME = "PERSYS-HMAC-SHA256"
-_FIELDS = ("keyId", "ts", "nonce", "sig")
-_PAIR = re.compile(r"^\s*(keyId|ts|nonce|sig)=([^\s,=]+)\s*$")
+_FIELDS = ("keyId", "ts", "nonce", "sig")  # required; ``node`` is optional (see the module docstring)
+_PAIR = re.compile(r"^\s*(keyId|node|ts|nonce|sig)=([^\s,=]+)\s*$")
 
 
-def string_to_sign(method: str, path_qs: str, ts: int, nonce: str, body: bytes) -> bytes:
-    """The canonical text the signature covers."""
+def string_to_sign(method: str, path_qs: str, ts: int, nonce: str, body: bytes, *, node: str = "") -> bytes:
+    """The canonical text the signature covers (the node as a last line when the request names one)."""
     digest = hashlib.sha256(body).hexdigest()
-    return f"{method.upper()}\n{path_qs}\n{ts}\n{nonce}\n{digest}".encode()
+    text = f"{method.upper()}\n{path_qs}\n{ts}\n{nonce}\n{digest}"
+    return (f"{text}\n{node}" if node else text).encode()
 
 
-def signature(secret: bytes, method: str, path_qs: str, ts: int, nonce: str, body: bytes) -> str:
-    return hmac.new(secret, string_to_sign(method, path_qs, ts, nonce, body), hashlib.sha256).hexdigest()
+def signature(secret: bytes, method: str, path_qs: str, ts: int, nonce: str, body: bytes, *, node: str = "") -> str:
+    text = string_to_sign(method, path_qs, ts, nonce, body, node=node)
+    return hmac.new(secret, text, hashlib.sha256).hexdigest()
 
 
 def sign(method: str, path_qs: str, body: bytes, key_id: str, secret: bytes, *,
-         ts: int | None = None, nonce: str | None = None) -> str:
-    """The ``Authorization`` header value for one request (fresh timestamp and nonce by default)."""
+         ts: int | None = None, nonce: str | None = None, node: str = "") -> str:
+    """The ``Authorization`` header value for one request to ``node`` (fresh timestamp and nonce by default)."""
     ts = int(time.time()) if ts is None else ts
     nonce = nonce or _secrets.token_hex(16)
-    sig = signature(secret, method, path_qs, ts, nonce, body)
-    return f"{SCHEME} keyId={key_id}, ts={ts}, nonce={nonce}, sig={sig}"
+    sig = signature(secret, method, path_qs, ts, nonce, body, node=node)
+    target = f" node={node}," if node else ""
+    return f"{SCHEME} keyId={key_id},{target} ts={ts}, nonce={nonce}, sig={sig}"
 
 
 def parse_header(header: str) -> dict[str, str]:
@@ -92,8 +101,9 @@ class Verifier:
     """Checks signed requests against the secrets it knows, by key id."""
 
     def __init__(self, secrets: dict[str, bytes], max_skew: int = 300, nonce_cache_size: int = 100_000,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, *, node: str = "") -> None:
         self.secrets = dict(secrets)
+        self.node = node  # this agent's node: requests signed for another node are refused
         self.max_skew = max_skew
         self.clock = clock
         # a nonce only needs remembering while its timestamp is acceptable: twice the skew
@@ -111,7 +121,10 @@ class Verifier:
         skew = abs(self.clock() - ts)
         if skew > self.max_skew:
             raise Unauthorized(f"clock skew of {int(skew)}s exceeds {self.max_skew}s")
-        expected = signature(secret, method, path_qs, ts, fields["nonce"], body)
+        node = fields.get("node", "")
+        if node and self.node and node != self.node:
+            raise Unauthorized(f"request is signed for node {node!r}, this is node {self.node!r}")
+        expected = signature(secret, method, path_qs, ts, fields["nonce"], body, node=node)
         if not hmac.compare_digest(expected, fields["sig"]):
             raise Unauthorized("bad signature")
         # checked after the signature, so that forged requests cannot fill the cache

@@ -3,7 +3,9 @@
 A certificate's CN is the caller's identity and its O the role (``persys:admins``,
 ``persys:agents``, ``persys:controllers``); the API authorizes on exactly these two fields.
 ECDSA P-256 keys: fast to generate, so ``persys up`` and the tests pay almost nothing.
-Every function is idempotent: files that exist are kept, never regenerated.
+Every function is idempotent: files that exist are kept, never regenerated, with one exception:
+an agent's certificate is also the one its HTTPS listener serves, so that the control plane can
+tell it calls the node it means to; one that lacks an address the agent listens on is re-issued.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ import datetime
 import ipaddress
 import os
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import yaml
 from cryptography import x509
@@ -24,6 +27,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from persys.security.paths import HomePaths
 
 ROLES = ("admins", "agents", "controllers")
+AGENTS = "persys:agents"
+AGENT_SANS = ("localhost", "127.0.0.1")  # every agent certificate serves TLS on the loopback too
 DEFAULT_SERVER = "https://127.0.0.1:7443"
 DEFAULT_ZONE = "persys.local"
 SERVER_SANS = ("localhost", "persys-api", "_persys-api", f"_persys-api._tcp.{DEFAULT_ZONE}", "127.0.0.1")
@@ -69,6 +74,16 @@ def _san(entries: Sequence[str]) -> x509.SubjectAlternativeName:
     return x509.SubjectAlternativeName(names)
 
 
+def _sans_of(cert_path: Path) -> set[str]:
+    """The DNS names and IP addresses a certificate on disk serves TLS for."""
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    try:
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return set()
+    return set(names.get_values_for_type(x509.DNSName)) | {str(ip) for ip in names.get_values_for_type(x509.IPAddress)}
+
+
 def _builder(subject: x509.Name, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey,
              years: int) -> x509.CertificateBuilder:
     now = datetime.datetime.now(datetime.UTC)
@@ -112,16 +127,27 @@ def common_name(identity: str) -> str:
     return identity.removeprefix("node-")
 
 
+def cert_identity(peercert: Mapping[str, Any] | None) -> tuple[str, str]:
+    """(CN, O) of a peer's certificate as ``ssl`` reports it (``getpeercert()``); '' where absent."""
+    fields = {key: str(value) for rdn in (peercert or {}).get("subject", ()) for key, value in rdn}
+    return fields.get("commonName", ""), fields.get("organizationName", "")
+
+
 def issue(home: Path | HomePaths, identity: str, role: str, *, sans: Sequence[str] = (),
           force: bool = False) -> tuple[Path, Path]:
     """Sign a certificate for ``identity`` (file name) with role ``role``; (cert, key) paths.
 
-    With ``sans`` the certificate also serves TLS for those names and addresses.
-    An existing certificate is kept unless ``force``.
+    With ``sans`` the certificate also serves TLS for those names and addresses; an agent's
+    always does, for its node name, ``AGENT_SANS`` and ``sans`` (the addresses it listens on).
+    An existing certificate is kept unless ``force``, or unless it is an agent's that lacks one of those.
     """
     paths = ensure_ca(home)
     cert_path, key_path = paths.cert(identity), paths.key(identity)
-    if cert_path.exists() and key_path.exists() and not force:
+    agent = _role(role) == AGENTS
+    if agent:
+        sans = list(dict.fromkeys([common_name(identity), *AGENT_SANS, *sans]))
+    if cert_path.exists() and key_path.exists() and not force \
+            and (not agent or set(sans) <= _sans_of(cert_path)):
         return cert_path, key_path
     ca_key = serialization.load_pem_private_key(paths.ca_key.read_bytes(), password=None)
     ca_cert = x509.load_pem_x509_certificate(paths.ca_cert.read_bytes())
