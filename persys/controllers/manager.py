@@ -57,7 +57,8 @@ def build_manager(etcd_endpoints: str | Sequence[str], *, home: Path | None = No
     manager = Manager(etcd, registry=registry, component="controllers", identity=identity,
                       lease_ttl=config.lease_ttl, clock=clock, listen=parse_listen(listen),
                       stall_seconds=config.watch_stall_seconds, owns_etcd=True)
-    agents = AgentPool(HMAC_KEY_ID, hmac_secret, timeout=config.agent_timeout)
+    agents = AgentPool(HMAC_KEY_ID, hmac_secret, timeout=config.agent_timeout,
+                       ca=HomePaths(home or default_home()).ca_cert)
     manager.on_close(agents.close)
     if "scheduler" in controllers:
         manager.add(Scheduler(retry_seconds=config.schedule_retry_seconds, node_lost_timeout=config.node_lost_timeout))

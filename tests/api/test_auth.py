@@ -16,7 +16,7 @@ from persys.security.tls import client_context
 from tests.support.cluster import RunningApi, raw_request
 from tests.support.workloads import manifest
 
-WORKLOAD = manifest("web")
+WORKLOAD = manifest("web", nodeName="n1")  # bound to n1: n1's agent may write its status
 
 
 async def _refused(url: str, context: ssl.SSLContext) -> bool:
