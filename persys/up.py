@@ -1,11 +1,20 @@
 """``persys up``: a whole cluster in one process, like k3s — etcd, API, controllers, DNS, one agent.
 
-It creates what a new cluster needs under ``$PERSYS_HOME`` (PKI, HMAC secret, CLI config),
-starts a real ``etcd`` child on the data dir there, and runs every other component in this
-event loop as tasks of one supervisor: the API (whose ``/healthz`` reports all of them), its DNS
-registration, the DNS server, the controllers and the local agent. Ctrl-C / SIGTERM cancels
+It creates what a new cluster needs under ``$PERSYS_HOME`` (PKI, HMAC secret, cluster id, CLI
+config), starts a real ``etcd`` child on the data dir there, and runs every other component in
+this event loop as tasks of one supervisor: the API (whose ``/healthz`` reports all of them), its
+DNS registration, the DNS server, the controllers and the local agent. Ctrl-C / SIGTERM cancels
 them all at once and then stops etcd, which their cleanup still needs; running it again resumes
 the same cluster because the state lives in etcd's data dir and the containers carry their labels.
+
+etcd runs under a supervisor of its own, opened before the others' and closed after them: when
+the child dies it is reaped at once, ``/healthz`` and ``/readyz`` name it, and it is restarted
+with back-off. A child that keeps dying (more than ``etcd_max_restarts`` deaths within
+``etcd_restart_window`` seconds) is not this process's to fix: ``up`` stops and exits non-zero,
+saying why, so that the supervisor above it (systemd) restarts it or a human looks.
+
+The cluster id in the PKI is written to etcd on the first start and compared on every later one
+(``persys.store.clusterid``); the local agent stamps it on its containers and claims no others.
 """
 
 from __future__ import annotations
@@ -13,8 +22,12 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
+import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import aiodocker
 import yaml
@@ -27,13 +40,14 @@ from persys.controllers.dnsregistrar import dns_registrar
 from persys.controllers.manager import build_manager
 from persys.dns.registration import register_api_server
 from persys.dns.server import DnsServer
-from persys.errors import PersysError
+from persys.errors import PersysError, StoreUnavailable
 from persys.observability.logging import get_logger
 from persys.runtime.supervisor import Named, Supervisor, run_until, stop_signals
 from persys.security import pki
-from persys.security.paths import HMAC_KEY_ID, HomePaths, read_hmac_secret
+from persys.security.paths import HMAC_KEY_ID, HomePaths, read_cluster_id, read_hmac_secret
 from persys.store import Etcd
-from persys.store.server import EtcdServer
+from persys.store.clusterid import claim_cluster_id
+from persys.store.server import EtcdServer, exit_reason
 
 log = get_logger("up")
 
@@ -60,6 +74,8 @@ class UpConfig:
     dns_port: int = 5353
     node_name: str = ""
     zone: str = "persys.local"
+    etcd_max_restarts: int = 5  # more deaths than this within etcd_restart_window seconds end `up`
+    etcd_restart_window: float = 120.0
 
     @property
     def paths(self) -> HomePaths:
@@ -99,6 +115,66 @@ def prepare_home(config: UpConfig) -> HomePaths:
     return paths
 
 
+class EtcdChild:
+    """The ``etcd`` child as a supervised service: start it, wait for its death, say why it died.
+
+    Its supervisor restarts it with back-off. It keeps the deaths of the last ``window`` seconds;
+    one more than ``max_restarts`` of them calls ``give_up`` with the reason, and the service ends.
+    An etcd that never came up is not restarted: its first error is what ``up`` exits with.
+    """
+
+    name = "etcd"
+
+    def __init__(self, server: EtcdServer, *, max_restarts: int, window: float,
+                 give_up: Callable[[str], None]) -> None:
+        self.server = server
+        self.max_restarts, self.window, self.give_up = max_restarts, window, give_up
+        self.ready = asyncio.Event()
+        self._deaths: deque[float] = deque()
+        self._attempt = 0  # deaths since it last came up
+        self._last = ""
+        self._came_up = False
+
+    def state(self) -> str:
+        """Empty while etcd is up, else what it is doing: ``restarting, attempt 2 (etcd killed by SIGKILL)``."""
+        if self.ready.is_set():
+            return ""
+        return f"restarting, attempt {self._attempt} ({self._last})" if self._attempt else "starting"
+
+    async def run(self) -> None:
+        try:
+            await self._run_once()
+        except Exception as e:
+            if self._came_up and self._died(e.message if isinstance(e, PersysError) else f"{type(e).__name__}: {e}"):
+                return  # given up: a service that returns is not restarted
+            raise
+        finally:
+            self.ready.clear()
+            await self.server.terminate()
+
+    async def _run_once(self) -> NoReturn:
+        """Start etcd and wait for its death, raised as the error the supervisor logs and counts."""
+        await self.server.start()
+        self.ready.set()
+        self._came_up, self._attempt = True, 0
+        log.info("etcd running", pid=self.server.pid, url=self.server.url)
+        raise StoreUnavailable(f"etcd {exit_reason(await self.server.wait_exit())}")
+
+    def _died(self, reason: str) -> bool:
+        """Count one death; True when that is one too many and ``give_up`` was called."""
+        now = time.monotonic()
+        self._deaths.append(now)
+        while self._deaths[0] < now - self.window:
+            self._deaths.popleft()
+        self._attempt += 1
+        self._last = reason
+        if len(self._deaths) <= self.max_restarts:
+            return False
+        self.give_up(f"etcd died {len(self._deaths)} times within {self.window:g}s (last: {reason}); "
+                     f"persys up exits so that its supervisor restarts it (etcd log: {self.server.log_path})")
+        return True
+
+
 class Cluster:
     """Every component of ``persys up``: etcd first, the rest under one supervisor, etcd last."""
 
@@ -109,14 +185,20 @@ class Cluster:
         peer = config.etcd_peer_port or config.etcd_port + 1
         self.etcd_server = EtcdServer(self.paths.etcd_data, client_port=config.etcd_port, peer_port=peer)
         self.etcd = Etcd(self.etcd_server.url)
+        self.etcd_child = EtcdChild(self.etcd_server, max_restarts=config.etcd_max_restarts,
+                                    window=config.etcd_restart_window, give_up=self._give_up)
         self.ready = asyncio.Event()  # set once every component is up
+        self.cluster_id = ""  # etcd's, once claimed
+        self.failure = ""  # why `up` stopped by itself ("": it was asked to)
+        self._stop = asyncio.Event()
 
     async def start(self, supervisor: Supervisor) -> None:
         """Start every component but etcd under ``supervisor``, each once the ones it needs are up."""
         config = self.config
         secret = read_hmac_secret(self.paths.hmac_secret)
         api = ApiServer(ApiContext(self.etcd, hmac_secret=secret), tls_from_home(config.home),
-                        listen=(LOCALHOST, config.http_port), secure_listen=(LOCALHOST, config.api_port))
+                        listen=(LOCALHOST, config.http_port), secure_listen=(LOCALHOST, config.api_port),
+                        etcd_state=self.etcd_child.state)
         await api.start(supervisor)
         await register_api_server(self.etcd, config.zone, LOCALHOST, config.api_port, supervisor=supervisor)
         await DnsServer(self.etcd, config.zone, LOCALHOST, config.dns_port).start(supervisor)
@@ -139,7 +221,7 @@ class Cluster:
             name=config.node_name, host=LOCALHOST, port=config.agent_port, runtime="docker",
             secrets={HMAC_KEY_ID: read_hmac_secret(self.paths.hmac_secret)},
             state_dir=self.paths.state / f"agent-{config.node_name}", server=config.server_url,
-            dns=f"{LOCALHOST}:{config.dns_port}", zone=config.zone)
+            dns=f"{LOCALHOST}:{config.dns_port}", zone=config.zone, cluster_id=self.cluster_id)
         credentials = Credentials(self.paths.ca_cert, self.paths.cert(identity), self.paths.key(identity))
         agent = build_agents(settings, lambda _node: credentials)[0]
         agent.serve_tls(node_tls(self.paths.cert(identity), self.paths.key(identity)))  # the certificate is its proof
@@ -148,7 +230,7 @@ class Cluster:
     def summary(self) -> str:
         c = self.config
         return "\n".join([
-            f"Persys is up (home {c.home}, node {c.node_name})",
+            f"Persys is up (home {c.home}, cluster {self.cluster_id}, node {c.node_name})",
             f"  etcd         {self.etcd_server.url}  (data {self.paths.etcd_data})",
             f"  API (mTLS)   https://{LOCALHOST}:{c.api_port}",
             f"  API (plain)  http://{LOCALHOST}:{c.http_port}  /healthz /readyz /metrics /openapi.json",
@@ -160,15 +242,27 @@ class Cluster:
         ])
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Start etcd, run the rest until ``stop`` is set, stop etcd after every other part has ended."""
-        await self.etcd_server.start()
+        """Start etcd, run the rest until ``stop`` is set, stop etcd after every other part has ended.
+
+        Raises StoreUnavailable when it stopped by itself: etcd was given up.
+        """
+        self._stop = stop
         try:
-            await run_until(stop, "up", self.start)
+            async with Supervisor("up-etcd") as supervisor:  # left last: etcd outlives the others' cleanup
+                await supervisor.start(self.etcd_child, ready=self.etcd_child.ready)
+                self.cluster_id = await claim_cluster_id(self.etcd, read_cluster_id(self.paths))
+                await run_until(stop, "up", self.start)
         finally:
             self.ready.clear()
             await self.etcd.close()
-            self.etcd_server.stop()
-            log.info("persys up stopped")
+            log.info("persys up stopped", failure=self.failure or None)
+        if self.failure:
+            raise StoreUnavailable(self.failure)
+
+    def _give_up(self, reason: str) -> None:
+        log.error("giving up", reason=reason)
+        self.failure = reason
+        self._stop.set()
 
 
 async def run(config: UpConfig, *, announce: bool = True) -> None:

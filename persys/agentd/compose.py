@@ -2,10 +2,11 @@
 
 Each workload owns ``<state-dir>/compose/<uid>/``: ``meta.json`` (who it is, its spec hash,
 where its compose file is), ``repo/`` (the checkout) and ``override.yaml``, which adds the
-``persys.dev/*`` labels to every service so that Docker's event stream and label filters
-see compose containers like any other. State is aggregated from the project's containers
-(label ``com.docker.compose.project``). docker-compose runs as an asyncio subprocess with
-a timeout; the git token never reaches it.
+``persys.dev/*`` labels (the cluster's among them) to every service so that Docker's event
+stream and label filters see compose containers like any other, and so that the project's
+containers are claimed by this cluster's node alone. State is aggregated from the project's
+containers (label ``com.docker.compose.project``). docker-compose runs as an asyncio subprocess
+with a timeout; the git token never reaches it.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from persys.agentd.dockerapi import (
     LABEL_HASH,
     LABEL_NAME,
     LABEL_NAMESPACE,
-    LABEL_NODE,
     LABEL_UID,
+    Owner,
     docker_call,
     state_from_inspect,
 )
@@ -71,8 +72,9 @@ def find_compose_file(workdir: Path, repo: Path, name: str) -> Path:
 class ComposeRuntime:
     """Runtime for ``type: compose`` workloads on one node."""
 
-    def __init__(self, node: str, docker: aiodocker.Docker, root: Path, stop_timeout: int = 10) -> None:
-        self.node = node
+    def __init__(self, owner: Owner, docker: aiodocker.Docker, root: Path, stop_timeout: int = 10) -> None:
+        self.owner = owner
+        self.node = owner.node
         self.docker = docker
         self.root = root
         self.stop_timeout = stop_timeout
@@ -142,7 +144,7 @@ class ComposeRuntime:
         if not isinstance(services, dict) or not services:
             raise BadRequest(f"{file.name} defines no services")
         labels = {LABEL_UID: workload.uid, LABEL_NAME: workload.name, LABEL_NAMESPACE: workload.namespace,
-                  LABEL_NODE: self.node, LABEL_HASH: workload.spec_hash}
+                  **self.owner.labels(), LABEL_HASH: workload.spec_hash}
         override: dict[str, Any] = {"services": {name: {"labels": labels} for name in services}}
         if "version" in document:
             override["version"] = document["version"]
@@ -206,9 +208,11 @@ class ComposeRuntime:
     # -- state ----------------------------------------------------------------------------
 
     async def _containers(self, uid: str) -> list[Any]:
+        """The project's containers that this node of this cluster claims."""
         with docker_call("list", project_name(uid)):
-            return list(await self.docker.containers.list(
-                all=True, filters={"label": [f"{LABEL_COMPOSE_PROJECT}={project_name(uid)}"]}))
+            found = await self.docker.containers.list(
+                all=True, filters={"label": [f"{LABEL_COMPOSE_PROJECT}={project_name(uid)}"]})
+        return [c for c in found if self.owner.claims(c._container.get("Labels") or {})]
 
     async def get(self, uid: str) -> WorkloadState:
         meta = self._meta(uid)

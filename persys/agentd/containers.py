@@ -1,10 +1,11 @@
 """Container workloads on Docker: one container ``persys-<uid>`` per workload, found by its labels.
 
 Nothing is kept in memory: every answer comes from Docker, so an agent that restarts knows
-everything its predecessor knew (same container ids, nothing relaunched). An image Docker does
-not have is pulled before the container is created; the pull's progress is reported as state
-``pulling`` for the uid, and a failed pull fails the apply with ``ImagePullFailed`` carrying
-the registry's own error.
+everything its predecessor knew (same container ids, nothing relaunched). Only the containers
+its ``Owner`` claims exist for it: another cluster's node of the same name is invisible. An
+image Docker does not have is pulled before the container is created; the pull's progress is
+reported as state ``pulling`` for the uid, and a failed pull fails the apply with
+``ImagePullFailed`` carrying the registry's own error.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from persys.agentd.dockerapi import (
     LABEL_HASH,
     LABEL_NAME,
     LABEL_NAMESPACE,
-    LABEL_NODE,
     LABEL_UID,
+    Owner,
     container_name,
     docker_call,
     state_from_inspect,
@@ -38,8 +39,8 @@ PULL_TIMEOUT = 120.0
 log = get_logger("agent")
 
 
-def container_config(workload: WorkloadSpec, node: str) -> dict[str, Any]:
-    """The Docker create body for a container workload."""
+def container_config(workload: WorkloadSpec, node: str, cluster: str = "") -> dict[str, Any]:
+    """The Docker create body for a container workload of ``node`` in ``cluster``."""
     spec = workload.spec
     network = str(spec.get("network") or "host")
     host: dict[str, Any] = {"NetworkMode": network, "RestartPolicy": {"Name": "no"}}
@@ -52,7 +53,7 @@ def container_config(workload: WorkloadSpec, node: str) -> dict[str, Any]:
         "Image": spec["image"],
         "Env": [f"{key}={value}" for key, value in sorted((spec.get("env") or {}).items())],
         "Labels": {LABEL_UID: workload.uid, LABEL_NAME: workload.name, LABEL_NAMESPACE: workload.namespace,
-                   LABEL_NODE: node, LABEL_HASH: workload.spec_hash},
+                   **Owner(node, cluster).labels(), LABEL_HASH: workload.spec_hash},
         "HostConfig": host,
     }
     # Kubernetes semantics: command replaces the image's entrypoint, args its default command
@@ -87,8 +88,9 @@ class ContainerRuntime:
 
     name = "docker"
 
-    def __init__(self, node: str, docker: aiodocker.Docker, reports: LaunchReports, stop_timeout: int = 10) -> None:
-        self.node = node
+    def __init__(self, owner: Owner, docker: aiodocker.Docker, reports: LaunchReports, stop_timeout: int = 10) -> None:
+        self.owner = owner
+        self.node = owner.node
         self.docker = docker
         self.reports = reports
         self.stop_timeout = stop_timeout
@@ -102,7 +104,7 @@ class ContainerRuntime:
         except NotFound as e:
             raise NotFound(f"workload {uid} not found on node {self.node}") from e
         labels = (info.get("Config") or {}).get("Labels") or {}
-        if labels.get(LABEL_NODE) != self.node or labels.get(LABEL_UID) != uid:
+        if not self.owner.claims(labels) or labels.get(LABEL_UID) != uid:
             raise NotFound(f"workload {uid} not found on node {self.node}")
         return container, info
 
@@ -119,11 +121,11 @@ class ContainerRuntime:
 
     async def list(self) -> list[WorkloadState]:
         with docker_call("list"):
-            found = await self.docker.containers.list(all=True, filters={"label": [f"{LABEL_NODE}={self.node}"]})
+            found = await self.docker.containers.list(all=True, filters=self.owner.filters())
         states = []
         for summary in found:
             labels = summary._container.get("Labels") or {}
-            if LABEL_COMPOSE_PROJECT in labels or LABEL_UID not in labels:
+            if LABEL_COMPOSE_PROJECT in labels or LABEL_UID not in labels or not self.owner.claims(labels):
                 continue
             try:
                 states.append(await self.get(labels[LABEL_UID]))
@@ -179,7 +181,7 @@ class ContainerRuntime:
         Create comes first (most applies launch a new container): only when Docker answers that the
         name is taken is the existing container inspected, kept, started or replaced.
         """
-        config = container_config(workload, self.node)
+        config = container_config(workload, self.node, self.owner.cluster)
         name = container_name(workload.uid)
         try:
             container = await self._create(workload, config, name)

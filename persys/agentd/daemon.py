@@ -48,6 +48,7 @@ class AgentConfig:
     max_skew: int = 300
     registration: NodeRegistration | None = None
     tls: ssl.SSLContext | None = None  # HTTPS with the node's certificate (``node_tls``); None: plain HTTP
+    cluster_id: str = ""  # stamped on the containers it creates; it claims only its cluster's (runtime_factory's)
 
     @property
     def address(self) -> str:
@@ -92,7 +93,7 @@ class Agent(Component):
         await self._runner.setup()
         await web.TCPSite(self._runner, self.config.host, self.config.port, ssl_context=self.config.tls).start()
         log.info("agent listening", node=self.config.name, address=self.config.address,
-                 runtime=self.runtime.name)
+                 runtime=self.runtime.name, cluster=self.config.cluster_id)
 
     def _healthz(self) -> Middleware:
         """``/healthz`` turns 503 while one of this node's supervised tasks is dead."""

@@ -1,15 +1,22 @@
-"""The boundary with the Docker Engine API: timed, traced calls and inspect → WorkloadState.
+"""The boundary with the Docker Engine API: timed, traced calls, ownership labels, inspect → WorkloadState.
 
 Every Docker call goes through ``docker_call`` so that it is measured
 (``persys_agent_docker_call_duration_seconds{call}``), traced, and its ``DockerError``
 wrapped into a Persys error (``NotFound`` for 404, ``RuntimeFailure`` otherwise).
+
+One dockerd may host several clusters, and node names repeat across them (they default to the
+host name), so a container belongs to a cluster *and* a node: ``Owner`` stamps both labels and
+decides what an agent may claim, report and remove. A container from before the cluster label
+existed (``persys.dev/node`` alone) is adopted by whichever cluster's agent runs that node, so
+an upgrade loses nothing; Docker labels are immutable, so it keeps its old labels.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from aiodocker.exceptions import DockerError
@@ -26,8 +33,29 @@ LABEL_UID = "persys.dev/uid"
 LABEL_NAME = "persys.dev/name"
 LABEL_NAMESPACE = "persys.dev/namespace"
 LABEL_NODE = "persys.dev/node"
+LABEL_CLUSTER = "persys.dev/cluster"
 LABEL_HASH = "persys.dev/spec-hash"
 LABEL_COMPOSE_PROJECT = "com.docker.compose.project"
+
+
+@dataclass(frozen=True)
+class Owner:
+    """One node of one cluster: the labels it stamps and the containers it claims."""
+
+    node: str
+    cluster: str = ""  # "": an agent with no cluster id, which stamps and claims as before the label
+
+    def labels(self) -> dict[str, str]:
+        """The ownership labels of a container this agent creates."""
+        return {LABEL_NODE: self.node, **({LABEL_CLUSTER: self.cluster} if self.cluster else {})}
+
+    def filters(self) -> dict[str, list[str]]:
+        """Docker's label filter for candidates (it cannot match a missing label: ``claims`` decides)."""
+        return {"label": [f"{LABEL_NODE}={self.node}"]}
+
+    def claims(self, labels: Mapping[str, str]) -> bool:
+        """Ours: this node, and this cluster or none (a container from before the cluster label)."""
+        return labels.get(LABEL_NODE) == self.node and labels.get(LABEL_CLUSTER, "") in ("", self.cluster)
 
 
 def container_name(uid: str) -> str:

@@ -55,6 +55,7 @@ class LaunchSettings:
     simulation: SimulationConfig = field(default_factory=SimulationConfig.from_env)
     dns: str = field(default_factory=lambda: os.environ.get("PERSYS_DNS", ""))  # HOST:PORT; "": no discovery
     zone: str = field(default_factory=lambda: os.environ.get("PERSYS_ZONE", "") or "persys.local")
+    cluster_id: str = ""  # the cluster whose containers these nodes claim ("": containers without one)
 
 
 def runtime_factory(settings: LaunchSettings, state_dir: Path) -> Callable[[str, EventHub], Runtime]:
@@ -63,7 +64,7 @@ def runtime_factory(settings: LaunchSettings, state_dir: Path) -> Callable[[str,
     if settings.runtime == "docker":
         from persys.agentd.docker import DockerRuntime  # aiodocker only where Docker is used
 
-        return lambda node, hub: DockerRuntime(node, hub, state_dir)
+        return lambda node, hub: DockerRuntime(node, hub, state_dir, cluster=settings.cluster_id)
     raise ValueError(f"unknown runtime {settings.runtime!r}: use docker or simulated")
 
 
@@ -86,7 +87,7 @@ def build_agents(settings: LaunchSettings, credentials: Callable[[str], Credenti
         agents.append(Agent(AgentConfig(
             name=name, host=settings.host, port=port, secrets=settings.secrets,
             runtime_factory=runtime_factory(settings, state_dir), labels=settings.labels,
-            parallelism=settings.parallelism, registration=registration)))
+            parallelism=settings.parallelism, registration=registration, cluster_id=settings.cluster_id)))
     return agents
 
 

@@ -1,15 +1,19 @@
 """The aiohttp application: the route table, the health routes, and ``build_app``.
 
 One application serves both listeners; the ``guard`` middleware keeps the plain one to
-``PLAIN_PATHS``. ``/healthz`` reports the supervised tasks of the server's process (503 naming
-the one that died and why), ``/readyz`` whether etcd answers. Other components add their
-routes by passing callables to ``build_app`` (``extra_routes``); ``/openapi.json`` is generated
-from the router itself, so it lists them too.
+``PLAIN_PATHS``. ``/healthz`` reports what the server's process owns: its supervised tasks and,
+under ``persys up``, its etcd child (503 naming what is down and why). ``/readyz`` reports
+whether etcd answers (503 ``etcd: not reachable (…)``). An external etcd that is down makes the
+server unready, not dead: restarting the server would not bring etcd back. Other components
+add their routes by passing callables to ``build_app`` (``extra_routes``); ``/openapi.json`` is
+generated from the router itself, so it lists them too.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from aiohttp import web
 
@@ -27,22 +31,43 @@ MAX_BODY = 1024 * 1024
 
 RouteAdder = Callable[[web.Application], None]
 HEALTH: web.AppKey[Callable[[], Health]] = web.AppKey("persys_api_health")
+# "" while the process's own etcd child is up (or etcd is not its child), else what it is doing
+ETCD_STATE: web.AppKey[Callable[[], str]] = web.AppKey("persys_api_etcd_state")
+PING_TIMEOUT = 2.0
+
+
+def no_etcd_child() -> str:
+    """The ``ETCD_STATE`` of a server whose etcd is not its child (``persys server``)."""
+    return ""
+
+
+def health_answer(health: Health, down: Sequence[str] = (), **details: Any) -> web.Response:
+    """200 when nothing is ``down`` and ``health`` is healthy; else 503, its reason naming each problem."""
+    if not down:
+        return health_response(health, **details)
+    problems = [*down, *([] if health.healthy else [health.reason])]
+    return web.json_response({**details, **health.to_dict(), "status": "failing", "reason": "; ".join(problems)},
+                             status=503)
 
 
 @allow(middleware.PUBLIC)
 async def healthz(request: web.Request) -> web.Response:
-    """Liveness: the process answers and none of its supervised tasks is dead (503 naming it)."""
-    return health_response(request.app[HEALTH]())
+    """Liveness: none of the process's supervised tasks is dead, nor its etcd child (503 naming them)."""
+    child = request.app[ETCD_STATE]()
+    return health_answer(request.app[HEALTH](), [f"etcd: not reachable ({child})"] if child else [])
 
 
 @allow(middleware.PUBLIC)
 async def readyz(request: web.Request) -> web.Response:
-    """Readiness: etcd answers (503 when it does not)."""
+    """Readiness: etcd answers within ``PING_TIMEOUT`` (503 naming why not)."""
     try:
-        await api_context(request).etcd.revision()
-    except StoreUnavailable as e:
-        raise StoreUnavailable(f"etcd unavailable: {e.message}") from e
-    return web.Response(text="ok")
+        async with asyncio.timeout(PING_TIMEOUT):
+            await api_context(request).etcd.revision()
+    except (StoreUnavailable, TimeoutError) as e:
+        error = e.message if isinstance(e, StoreUnavailable) else f"etcd unavailable: no answer in {PING_TIMEOUT:g}s"
+        reason = f"etcd: not reachable ({request.app[ETCD_STATE]() or error})"
+        return health_answer(Health(), [reason], message=error)
+    return health_answer(Health())
 
 
 @allow(middleware.PUBLIC)
@@ -102,10 +127,11 @@ async def _stop_watches(app: web.Application) -> None:
 
 
 def build_app(ctx: ApiContext, extra_routes: Sequence[RouteAdder] = (),
-              health: Callable[[], Health] = Health) -> web.Application:
+              health: Callable[[], Health] = Health, etcd_state: Callable[[], str] = no_etcd_child) -> web.Application:
     """The API application over ``ctx``; each of ``extra_routes`` adds routes to it.
 
-    ``health`` is what ``/healthz`` reports (the ApiServer passes its process's supervisor).
+    ``health`` is what ``/healthz`` reports (the ApiServer passes its process's supervisor), with
+    ``etcd_state`` when etcd is the process's child (``persys up``).
 
     Extra routes are for admins and controllers unless their handler is marked with
     ``persys.api.auth.allow(...)``; they reach the shared context with ``api_context(request)``.
@@ -114,6 +140,7 @@ def build_app(ctx: ApiContext, extra_routes: Sequence[RouteAdder] = (),
                           middlewares=[middleware.observe, middleware.errors, middleware.guard])
     app[API_CONTEXT] = ctx
     app[HEALTH] = health
+    app[ETCD_STATE] = etcd_state
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, handler)
     for add in extra_routes:

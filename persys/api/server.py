@@ -2,27 +2,28 @@
 
 ``ApiServer`` is the supervised component ``persys server`` and ``persys up`` run; its
 ``/healthz`` reports every supervised task of its process (in ``persys up``, the whole
-cluster's). ``ROUTE_MODULES`` lists the route modules other components contribute (one line
-each), loaded when they exist.
+cluster's, and its etcd child). ``ROUTE_MODULES`` lists the route modules other components
+contribute (one line each), loaded when they exist.
 """
 
 from __future__ import annotations
 
 import importlib
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from aiohttp import web
 
-from persys.api.app import RouteAdder, build_app
+from persys.api.app import RouteAdder, build_app, no_etcd_child
 from persys.api.context import ApiContext
 from persys.dns.registration import register_api_server
 from persys.observability.logging import get_logger
 from persys.runtime.supervisor import Component, Supervisor, run_process
-from persys.security.paths import HomePaths, read_hmac_secret
+from persys.security.paths import HomePaths, read_cluster_id, read_hmac_secret
 from persys.security.tls import server_context
 from persys.store import Etcd
+from persys.store.clusterid import claim_cluster_id
 
 # Route modules of other components: "module:function", the function taking the web.Application.
 ROUTE_MODULES: tuple[str, ...] = (
@@ -67,14 +68,15 @@ class ApiServer(Component):
 
     def __init__(self, ctx: ApiContext, tls: ssl.SSLContext, *, listen: tuple[str, int] = ("127.0.0.1", 7070),
                  secure_listen: tuple[str, int] = ("127.0.0.1", 7443),
-                 extra_routes: Sequence[RouteAdder] | None = None) -> None:
+                 extra_routes: Sequence[RouteAdder] | None = None,
+                 etcd_state: Callable[[], str] = no_etcd_child) -> None:
         super().__init__("api")
         self.ctx = ctx
         self.tls = tls
         self.listen = listen
         self.secure_listen = secure_listen
         routes = default_routes() if extra_routes is None else extra_routes
-        self.app = build_app(ctx, routes, health=self.health)
+        self.app = build_app(ctx, routes, health=self.health, etcd_state=etcd_state)
         self._runner: web.AppRunner | None = None
         self.plain_port = listen[1]
         self.secure_port = secure_listen[1]
@@ -107,7 +109,10 @@ class ApiServer(Component):
 
 async def serve(etcd_urls: str, home: Path, listen: str, secure_listen: str, *,
                 bookmark_interval: float = 5.0, zone: str = "", advertise: str = "") -> None:
-    """Run the API until SIGINT or SIGTERM (``persys server``), registered in DNS when ``zone`` is set."""
+    """Run the API until SIGINT or SIGTERM (``persys server``), registered in DNS when ``zone`` is set.
+
+    It first claims the cluster id (``claim_cluster_id``): a home of another cluster is refused.
+    """
     etcd = Etcd(etcd_urls)
     secret = HomePaths(home).hmac_secret
     ctx = ApiContext(etcd, bookmark_interval=bookmark_interval,
@@ -116,6 +121,7 @@ async def serve(etcd_urls: str, home: Path, listen: str, secure_listen: str, *,
                        secure_listen=parse_address(secure_listen))
 
     async def start(supervisor: Supervisor) -> None:
+        log.info("cluster", id=await claim_cluster_id(etcd, read_cluster_id(HomePaths(home))) or None)
         await server.start(supervisor)
         if zone:  # DNS discovery: SRV _persys-api._tcp.<zone> on an etcd lease, withdrawn on the way out
             await register_api_server(etcd, zone, advertise or server.secure_listen[0], server.secure_port,

@@ -8,6 +8,7 @@ and agents that run without an API, serve plain HTTP unless ``--tls`` is given.
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -19,10 +20,12 @@ from persys.cli.session import CliState, option
 from persys.errors import BadRequest
 from persys.observability import logging as plog
 from persys.observability import tracing
-from persys.security.paths import HMAC_KEY_ID, HomePaths, read_hmac_secret
+from persys.security.paths import HMAC_KEY_ID, HomePaths, read_cluster_id, read_hmac_secret
 
 if TYPE_CHECKING:
     from persys.agentd.daemon import Agent
+
+CLUSTER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 
 
 def _address(text: str) -> tuple[str, int]:
@@ -40,6 +43,19 @@ def _labels(values: tuple[str, ...]) -> dict[str, str]:
             raise click.BadParameter(f"{value!r} is not KEY=VALUE", param_hint="--label")
         labels[key] = val
     return labels
+
+
+def cluster_id(paths: HomePaths, given: str) -> str:
+    """``--cluster-id``, else the id in the home's PKI; "" (and a warning) when there is none."""
+    found = given or read_cluster_id(paths)
+    if found and not CLUSTER_ID.fullmatch(found):
+        raise click.BadParameter(f"{found!r} is not a cluster id (letters, digits, '.', '_', '-')",
+                                 param_hint="--cluster-id")
+    if not found:
+        click.echo(f"warning: no cluster id (pass --cluster-id, or copy the cluster's pki/cluster-id to "
+                   f"{paths.cluster_id}): this agent labels its containers with no cluster and manages only "
+                   "containers that have none", err=True)
+    return found
 
 
 def node_credentials(paths: HomePaths, node: str, cert: Path | None, key: Path | None,
@@ -85,6 +101,8 @@ def _serve_tls(agents: list[Agent], files: Callable[[str], tuple[Path, Path, Pat
 @option("--dns", default="", help="DNS server HOST:PORT to discover API servers from ('' to use --server only).")
 @option("--zone", default="persys.local", show_default=True, help="Cluster DNS zone (SRV _persys-api._tcp.<zone>).")
 @option("--runtime", type=click.Choice(["docker", "simulated"]), default="docker", show_default=True)
+@option("--cluster-id", "cluster", default="", help="The cluster whose containers this node claims "
+        "(default: $PERSYS_HOME/pki/cluster-id).")
 @option("--label", "labels", multiple=True, help="Node label KEY=VALUE (repeatable).")
 @option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
         help="Agent state (compose checkouts); default $PERSYS_HOME/state/agent-<name>.")
@@ -102,9 +120,9 @@ def _serve_tls(agents: list[Agent], files: Callable[[str], tuple[Path, Path, Pat
 @option("--sim-exit-after", type=float, default=None, help="Simulated runtime: containers exit after seconds.")
 @click.pass_obj
 def agent(state: CliState, name: str, listen: str, advertise: str, server: str, dns: str, zone: str, runtime: str,
-          labels: tuple[str, ...], state_dir: Path | None, cert: Path | None, key: Path | None, ca: Path | None,
-          tls: bool | None, hmac_secret: Path | None, parallelism: int, nodes: int, base_port: int | None,
-          sim_start_latency: float | None, sim_exit_after: float | None) -> None:
+          cluster: str, labels: tuple[str, ...], state_dir: Path | None, cert: Path | None, key: Path | None,
+          ca: Path | None, tls: bool | None, hmac_secret: Path | None, parallelism: int, nodes: int,
+          base_port: int | None, sim_start_latency: float | None, sim_exit_after: float | None) -> None:
     """Run the node agent: an HMAC-signed HTTP API driving Docker (or hollow containers)."""
     from persys.agentd.launcher import Credentials, LaunchSettings, build_agents
     from persys.agentd.simulated import SimulationConfig
@@ -126,7 +144,8 @@ def agent(state: CliState, name: str, listen: str, advertise: str, server: str, 
         name=name, host=host, port=base_port if base_port is not None and nodes else port, runtime=runtime,
         secrets={HMAC_KEY_ID: read_hmac_secret(secret_file)},
         state_dir=state_dir or paths.state / f"agent-{name}", server=server, labels=_labels(labels),
-        advertise_host=advertise, nodes=nodes, parallelism=parallelism, simulation=simulation, dns=dns, zone=zone)
+        advertise_host=advertise, nodes=nodes, parallelism=parallelism, simulation=simulation, dns=dns, zone=zone,
+        cluster_id=cluster_id(paths, cluster))
 
     def files(node: str) -> tuple[Path, Path, Path]:
         return node_credentials(paths, node, cert if not nodes else None, key if not nodes else None, ca,

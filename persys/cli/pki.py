@@ -7,7 +7,7 @@ import click
 from persys.cli.printing import click_echo
 from persys.cli.session import CliState, option
 from persys.security import pki as certs
-from persys.security.paths import HomePaths
+from persys.security.paths import HomePaths, read_cluster_id
 
 
 @click.group()
@@ -20,11 +20,11 @@ def pki() -> None:
         help="Server URL written to config.yaml.")
 @click.pass_obj
 def init(state: CliState, api_server: str) -> None:
-    """Create the CA, server/admin/controller certificates, the agent HMAC secret and config.yaml.
+    """Create the CA, server/admin/controller certificates, the agent HMAC secret, the cluster id and config.yaml.
 
     Existing files are kept."""
     paths = certs.init(state.home, server=api_server)
-    click_echo(f"PKI ready in {paths.pki}; CLI config {paths.config}")
+    click_echo(f"PKI ready in {paths.pki} (cluster {read_cluster_id(paths)}); CLI config {paths.config}")
 
 
 @pki.command()

@@ -21,9 +21,14 @@ from persys.observability import tracing
 @option("--dns-port", type=int, default=5353, show_default=True, help="DNS server (udp and tcp).")
 @option("--node-name", default="", help="Name of the local node (default: the host name).")
 @option("--zone", default="persys.local", show_default=True, help="DNS zone of the cluster.")
+@option("--etcd-max-restarts", type=click.IntRange(min=0), default=5, show_default=True,
+        help="Restarts of a dying etcd child allowed within --etcd-restart-window; one more and `up` exits 1.")
+@option("--etcd-restart-window", type=click.FloatRange(min=1), default=120.0, show_default=True,
+        help="Seconds over which etcd restarts are counted.")
 @click.pass_obj
 def up(state: CliState, etcd_port: int, etcd_peer_port: int | None, http_port: int, api_port: int,
-       controllers_port: int, agent_port: int, dns_port: int, node_name: str, zone: str) -> None:
+       controllers_port: int, agent_port: int, dns_port: int, node_name: str, zone: str,
+       etcd_max_restarts: int, etcd_restart_window: float) -> None:
     """Run a whole cluster in this process; Ctrl-C stops it, running it again resumes it."""
     from persys.up import UpConfig, run
 
@@ -31,5 +36,6 @@ def up(state: CliState, etcd_port: int, etcd_peer_port: int | None, http_port: i
     tracing.setup("persys")
     config = UpConfig(home=state.home, etcd_port=etcd_port, etcd_peer_port=etcd_peer_port, http_port=http_port,
                       api_port=api_port, controllers_port=controllers_port, agent_port=agent_port,
-                      dns_port=dns_port, node_name=node_name, zone=zone)
+                      dns_port=dns_port, node_name=node_name, zone=zone, etcd_max_restarts=etcd_max_restarts,
+                      etcd_restart_window=etcd_restart_window)
     asyncio.run(run(config))

@@ -15,7 +15,7 @@ def default_home() -> Path:
 
 @dataclass(frozen=True)
 class HomePaths:
-    """The layout of ``$PERSYS_HOME``: the PKI, the HMAC secret, etcd's data and the CLI config."""
+    """The layout of ``$PERSYS_HOME``: the PKI, the HMAC secret, the cluster id, etcd's data, the CLI config."""
 
     home: Path
 
@@ -44,6 +44,11 @@ class HomePaths:
         return self.pki / "agent-hmac.secret"
 
     @property
+    def cluster_id(self) -> Path:
+        """The cluster's id (one line): agents stamp it on every container they create."""
+        return self.pki / "cluster-id"
+
+    @property
     def etcd_data(self) -> Path:
         return self.home / "etcd"
 
@@ -59,3 +64,8 @@ class HomePaths:
 def read_hmac_secret(path: Path) -> bytes:
     """The HMAC key: the file's stripped text as bytes (it holds 64 hex characters)."""
     return path.read_text().strip().encode()
+
+
+def read_cluster_id(paths: HomePaths) -> str:
+    """The id ``persys pki init`` wrote, or "" for a home made before clusters had one."""
+    return paths.cluster_id.read_text().strip() if paths.cluster_id.exists() else ""

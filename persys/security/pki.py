@@ -3,6 +3,8 @@
 A certificate's CN is the caller's identity and its O the role (``persys:admins``,
 ``persys:agents``, ``persys:controllers``); the API authorizes on exactly these two fields.
 ECDSA P-256 keys: fast to generate, so ``persys up`` and the tests pay almost nothing.
+The PKI also holds the cluster's id (``cluster-id``), made with the CA because it names the
+same thing: this cluster, as opposed to another one on the same Docker host.
 Every function is idempotent: files that exist are kept, never regenerated, with one exception:
 an agent's certificate is also the one its HTTPS listener serves, so that the control plane can
 tell it calls the node it means to; one that lacks an address the agent listens on is re-issued.
@@ -24,7 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from persys.security.paths import HomePaths
+from persys.security.paths import HomePaths, read_cluster_id
 
 ROLES = ("admins", "agents", "controllers")
 AGENTS = "persys:agents"
@@ -177,6 +179,15 @@ def ensure_hmac_secret(home: Path | HomePaths) -> Path:
     return paths.hmac_secret
 
 
+def ensure_cluster_id(home: Path | HomePaths) -> str:
+    """The cluster's id: 16 random hex characters, created once with the cluster and kept."""
+    paths = _paths(home)
+    paths.pki.mkdir(parents=True, exist_ok=True)
+    if not paths.cluster_id.exists():
+        paths.cluster_id.write_text(secrets.token_hex(8) + "\n")
+    return read_cluster_id(paths)
+
+
 def write_config(home: Path | HomePaths, server: str = DEFAULT_SERVER, *, force: bool = False) -> Path:
     """``config.yaml`` for the CLI: the server URL and the admin certificate (absolute paths)."""
     paths = _paths(home)
@@ -190,11 +201,12 @@ def write_config(home: Path | HomePaths, server: str = DEFAULT_SERVER, *, force:
 
 def init(home: Path | HomePaths, *, server: str = DEFAULT_SERVER,
          server_sans: Sequence[str] = SERVER_SANS) -> HomePaths:
-    """The whole PKI of a new cluster: CA, server, admin and controller certs, HMAC secret, config."""
+    """The whole PKI of a new cluster: CA, server, admin and controller certs, HMAC secret, cluster id, config."""
     paths = ensure_ca(home)
     issue(paths, "server", "servers", sans=server_sans)
     issue(paths, "admin", "admins")
     issue(paths, "controller", "controllers")
     ensure_hmac_secret(paths)
+    ensure_cluster_id(paths)
     write_config(paths, server)
     return paths

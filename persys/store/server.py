@@ -1,10 +1,14 @@
-"""A real ``etcd`` child process on a data dir: what ``persys up`` and the tests run."""
+"""A real ``etcd`` child process on a data dir: what ``persys up`` and the tests run.
+
+``start`` spawns it and waits until it answers. ``wait_exit`` waits, without a thread or a
+poll loop (a pidfd), until it dies and reaps it, so that a supervisor learns of its death at
+once and no zombie is left; ``terminate`` is the asynchronous ``stop``.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import ctypes.util
+import contextlib
 import os
 import shutil
 import signal
@@ -16,9 +20,15 @@ from persys.errors import PersysError, StoreUnavailable
 from persys.store.etcd import Etcd
 
 
-def _die_with_parent() -> None:
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+def die_with_parent() -> list[str]:
+    """The prefix that makes a command get SIGTERM when its parent dies, even by kill -9 (PR_SET_PDEATHSIG).
+
+    ``setpriv`` (util-linux) sets it and execs the command, so that no Python code runs between fork
+    and exec: a ``preexec_fn`` does, and in a process whose gRPC threads are busy the child then
+    sometimes crashed with SIGSEGV before etcd even started.
+    """
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--"] if setpriv else []
 
 
 def free_port() -> int:
@@ -43,12 +53,17 @@ class EtcdServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.client_port}"
 
+    @property
+    def pid(self) -> int | None:
+        """The running child's pid (None when none was started or it was reaped)."""
+        return self.process.pid if self.process is not None and self.process.returncode is None else None
+
     def command(self) -> list[str]:
         binary = shutil.which("etcd") or "/usr/bin/etcd"
         if not os.path.exists(binary):
             raise PersysError("etcd is not installed: apt-get install etcd-server (or run `make setup`)")
         client, peer = f"http://127.0.0.1:{self.client_port}", f"http://127.0.0.1:{self.peer_port}"
-        return [binary, "--name", self.name, "--data-dir", str(self.data_dir),
+        return [*die_with_parent(), binary, "--name", self.name, "--data-dir", str(self.data_dir),
                 "--listen-client-urls", client, "--advertise-client-urls", client,
                 "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
                 "--initial-cluster", f"{self.name}={peer}", "--log-level", "warn",
@@ -59,7 +74,7 @@ class EtcdServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(self.command(), stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-                                            start_new_session=True, preexec_fn=_die_with_parent)
+                                            start_new_session=True)
 
     async def start(self, timeout: float = 20.0) -> None:
         self.spawn()
@@ -72,8 +87,7 @@ class EtcdServer:
         try:
             while True:
                 if self.process is not None and self.process.poll() is not None:
-                    tail = self.log_path.read_text(errors="replace")[-2000:] if self.log_path.exists() else ""
-                    raise PersysError(f"etcd exited with {self.process.returncode}: {tail}")
+                    raise PersysError(f"etcd {exit_reason(self.process.returncode)}; its log ends: {self.log_tail()}")
                 try:
                     await client.revision()
                     return
@@ -83,6 +97,39 @@ class EtcdServer:
                     await asyncio.sleep(0.1)
         finally:
             await client.close()
+
+    async def wait_exit(self) -> int:
+        """Wait until the child exits; reap it and return its code (negative: killed by that signal)."""
+        process = self.process
+        if process is None:
+            raise PersysError("etcd is not running")
+        if process.poll() is None:
+            await _exited(process.pid)
+        return process.wait()  # reaps it: no zombie
+
+    async def terminate(self, timeout: float = 10.0) -> None:
+        """SIGTERM the child and wait for it (SIGKILL after ``timeout``), without blocking the loop."""
+        process = self.process
+        if process is None or process.poll() is not None:
+            self.process = None
+            return
+        process.terminate()
+        try:
+            async with asyncio.timeout(timeout):
+                await self.wait_exit()
+        except TimeoutError:
+            process.kill()
+            await self.wait_exit()
+        self.process = None
+
+    def log_tail(self, lines: int = 3) -> str:
+        """The last ``lines`` lines of etcd's log (its fatal error is the last one), joined with `` | ``."""
+        if not self.log_path.exists():
+            return "(no log)"
+        with open(self.log_path, "rb") as log:
+            log.seek(max(0, log.seek(0, os.SEEK_END) - 4096))
+            text = log.read().decode(errors="replace")
+        return " | ".join(line.strip() for line in text.strip().splitlines()[-lines:])
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
         process, self.process = self.process, None
@@ -94,3 +141,24 @@ class EtcdServer:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def exit_reason(code: int) -> str:
+    """``exited with code 1``, or ``killed by SIGKILL`` for a negative ``Popen.returncode``."""
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-code).name}"
+    return f"exited with code {code}"
+
+
+async def _exited(pid: int) -> None:
+    """Wait until the process ``pid`` (a child not yet reaped) has exited: its pidfd turns readable."""
+    loop = asyncio.get_running_loop()
+    fd = os.pidfd_open(pid)
+    exited = asyncio.Event()
+    loop.add_reader(fd, exited.set)
+    try:
+        await exited.wait()
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
