@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import ctypes.util
 import json
 import os
 import signal
@@ -27,6 +25,7 @@ import aiodocker
 
 from persys.client import ApiClient
 from persys.resources import Resource
+from persys.store.server import die_with_parent
 
 BENCH_DIR = Path(__file__).resolve().parent
 PERSYS = str(Path(sys.executable).parent / "persys")
@@ -73,17 +72,12 @@ def cancel_on_sigterm() -> None:
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
 
 
-def _die_with_parent() -> None:
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: never outlive the benchmark
-
-
 def spawn(args: Sequence[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     """Start ``args`` in a session of its own, output to ``log``."""
     with open(log, "ab") as out:
-        return subprocess.Popen(list(args), stdout=out, stderr=out, stdin=subprocess.DEVNULL,
+        return subprocess.Popen([*die_with_parent(), *args], stdout=out, stderr=out, stdin=subprocess.DEVNULL,
                                 env={**os.environ, "PERSYS_LOG_LEVEL": "warning", **(env or {})},
-                                start_new_session=True, preexec_fn=_die_with_parent)
+                                start_new_session=True)  # never outlives the benchmark
 
 
 def stop(process: subprocess.Popen[bytes] | None, timeout: float = 15.0) -> None:
