@@ -45,6 +45,11 @@ def observation(report: Report | None, node: str) -> dict[str, Any]:
             "specHash": report.get("specHash") or "", "nodeName": node}
 
 
+def _seen_on(workload: Resource, node: str) -> bool:
+    """The status already holds an observation from ``node``."""
+    return workload.status.get("nodeName") == node and bool(workload.status.get("containerState"))
+
+
 class StatusController(Controller):
     """Agent reports → workload status, one write per burst."""
 
@@ -131,10 +136,10 @@ class StatusController(Controller):
             if workload.status.get("containerState") in (None, ContainerState.UNKNOWN):
                 return None
             return {"containerState": ContainerState.UNKNOWN.value, "nodeName": node_name}
-        if not self.reports.synced(node_name):
-            report = self.reports.get(node_name, workload.metadata.uid)
-            return observation(report, node_name) if report else None
-        return observation(self.reports.get(node_name, workload.metadata.uid), node_name)
+        report = self.reports.get(node_name, workload.metadata.uid)
+        if report is None and (not self.reports.synced(node_name) or not _seen_on(workload, node_name)):
+            return None  # no container, and none was ever reported there: "missing" would say nothing new
+        return observation(report, node_name)
 
     async def _announce(self, before: Resource, after: Resource) -> None:
         old, new = before.status, after.status
