@@ -27,6 +27,7 @@ from persys.api.watch import watch_stream
 from persys.errors import BadRequest, Cause, Conflict, Invalid, NotFound
 from persys.httpedge import read_json
 from persys.resources import Kind, Resource, Selector
+from persys.resources.model import Propagation
 from persys.resources.names import check_dns1123
 from persys.store import ObjectStore
 from persys.store.objects import as_created, check_uid, replaced
@@ -316,10 +317,17 @@ async def patch(request: web.Request) -> web.Response:
 
 @allow(*ANY_ROLE)
 async def delete(request: web.Request) -> web.Response:
-    """Delete an object (or mark it, while finalizers remain); answers with its last state."""
+    """Delete an object (or mark it, while finalizers remain); answers with its last state.
+
+    ``propagationPolicy`` (Background, Foreground or Orphan) says what becomes of its dependents
+    (``ObjectStore.delete``); without one, an object already being deleted keeps its policy."""
     where = target(request)
     authorize(identity(request), "delete", where.kind, where.name)
     store = api_context(request).store
+    policy = request.query.get("propagationPolicy", "")
+    if policy and policy not in tuple(Propagation):
+        raise BadRequest(f"propagationPolicy must be one of {', '.join(Propagation)}, not {policy!r}")
+    propagation = Propagation(policy) if policy else None
     if dry_run(request):
         return respond(where.kind, await store.get(where.kind.kind, where.namespace, where.name))
     wanted = request.query.get("resourceVersion", "")
@@ -328,7 +336,7 @@ async def delete(request: web.Request) -> web.Response:
     for _ in range(_RETRIES):
         try:
             return respond(where.kind, await store.delete(where.kind.kind, where.namespace, where.name,
-                                                          resource_version=wanted))
+                                                          resource_version=wanted, propagation=propagation))
         except Conflict:
             if wanted:
                 raise  # the caller asked for that version: a concurrent write is theirs to see

@@ -1,4 +1,4 @@
-"""``build_manager``: Persys's controllers (scheduler, reconciler, status, monitor) in one manager.
+"""``build_manager``: Persys's controllers (scheduler, reconciler, status, monitor, gc) in one manager.
 
 ``persys controllers`` runs what this returns; ``persys up`` runs it in-process next to the
 API, DNS and an agent.
@@ -11,6 +11,7 @@ from pathlib import Path
 
 from persys.controllers.agents import AgentPool
 from persys.controllers.config import ControllersConfig
+from persys.controllers.gc import GarbageCollector
 from persys.controllers.monitor import Monitor
 from persys.controllers.reconciler import Reconciler
 from persys.controllers.scheduler import Scheduler
@@ -22,7 +23,7 @@ from persys.runtime.manager import Manager
 from persys.security.paths import HMAC_KEY_ID, HomePaths, default_home, read_hmac_secret
 from persys.store.etcd import Etcd
 
-ALL_CONTROLLERS = ("scheduler", "reconciler", "status", "monitor")
+ALL_CONTROLLERS = ("scheduler", "reconciler", "status", "monitor", "gc")
 
 Extra = Callable[[Manager], None]
 
@@ -68,6 +69,8 @@ def build_manager(etcd_endpoints: str | Sequence[str], *, home: Path | None = No
         manager.add(StatusController(agents, config))
     if "monitor" in controllers:
         manager.add(Monitor(config))
+    if "gc" in controllers:
+        manager.add(GarbageCollector())
     for add in extra:
         add(manager)
     return manager

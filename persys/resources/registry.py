@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from persys.errors import Cause, Invalid, NotFound
-from persys.resources.model import API_VERSION, ObjectMeta, Resource
+from persys.resources.model import API_VERSION, ObjectMeta, Resource, parse_owner_references
 from persys.resources.schema import Schema, check_dns1123, validate
 
 Column = tuple[str, Callable[[Resource], str]]
@@ -22,7 +22,7 @@ LABELS: Schema = {"type": "map", "values": {"type": "string", "format": "labelva
 ANNOTATIONS: Schema = {"type": "map", "values": {"type": "string"}, "keyFormat": "labelkey"}
 _METADATA_FIELDS = {
     "name", "namespace", "uid", "labels", "annotations", "generation", "resourceVersion",
-    "creationTimestamp", "deletionTimestamp", "finalizers",
+    "creationTimestamp", "deletionTimestamp", "finalizers", "ownerReferences",
 }
 
 
@@ -108,8 +108,10 @@ class Kind:
             causes.append(Cause("metadata.namespace", f"{self.kind} is cluster-scoped: no namespace"))
         for key, schema in (("labels", LABELS), ("annotations", ANNOTATIONS)):
             validate(schema, raw.get(key) or {}, f"metadata.{key}", causes)
-        meta = ObjectMeta.from_dict({k: v for k, v in raw.items() if k in _METADATA_FIELDS and k != "namespace"})
+        meta = ObjectMeta.from_dict({k: v for k, v in raw.items()
+                                     if k in _METADATA_FIELDS and k not in ("namespace", "ownerReferences")})
         meta.namespace = namespace if isinstance(namespace, str) else ""
+        meta.ownerReferences = parse_owner_references(raw.get("ownerReferences"), causes)
         return meta
 
     def to_wire(self, obj: Resource) -> dict[str, Any]:

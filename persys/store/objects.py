@@ -8,6 +8,11 @@ leader can no longer write. Works on any kind in the registry.
 client sent (an exported, renamed object becomes an independent one, never a twin sharing the
 first one's containers), and a write naming another uid than the stored one is a Conflict. Values
 are written as standard JSON only: NaN or Infinity are refused, never stored.
+
+A delete names what becomes of the object's dependents (``Propagation``, as Kubernetes'
+``propagationPolicy``): Background deletes it at once and leaves them to the garbage collector;
+Foreground and Orphan mark it deleting with the finalizer the garbage collector handles
+(``foregroundDeletion``: delete the dependents first; ``orphan``: release them first).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from persys.errors import Cause, Conflict, Invalid, NotFound, NotLeader, StoreUnavailable
-from persys.resources.model import Resource, now_iso
+from persys.resources.model import GC_FINALIZERS, Propagation, Resource, now_iso
 from persys.resources.registry import Kind, Registry
 from persys.resources.selector import Selector
 from persys.store.etcd import KV, Compare, Etcd
@@ -233,16 +238,22 @@ class ObjectStore:
         return updated
 
     async def delete(self, kind_name: str, namespace: str, name: str, *, resource_version: str = "",
-                     fence: Fence | None = None) -> Resource:
-        """Delete, or with finalizers mark ``deletionTimestamp`` (the key goes with the last finalizer)."""
+                     propagation: Propagation | None = None, fence: Fence | None = None) -> Resource:
+        """Delete, or with finalizers mark ``deletionTimestamp`` (the key goes with the last finalizer).
+
+        ``propagation`` sets the garbage collector's finalizer; None (no policy asked for) keeps
+        whatever an earlier delete set, as Kubernetes does.
+        """
         kind = self.registry.get(kind_name)
         current = await self.get(kind.kind, namespace, name)
         if resource_version and int(resource_version) != current.resource_version:
             raise Conflict(f'{kind.singular} "{name}" was modified; resourceVersion {resource_version} is stale')
         updated = current.copy()
+        if propagation is not None:
+            updated.metadata.finalizers = with_propagation(updated.metadata.finalizers, propagation)
         if not updated.metadata.deletionTimestamp:
             updated.metadata.deletionTimestamp = now_iso()
-        elif updated.metadata.finalizers:
+        elif updated.metadata.finalizers and updated.metadata.finalizers == current.metadata.finalizers:
             return current  # already being deleted, waiting for its finalizers
         return await self._commit(kind, current, updated, fence)
 
@@ -294,6 +305,7 @@ def replaced(kind: Kind, current: Resource, obj: Resource) -> Resource:
             updated.spec[name] = current.spec[name]
     updated.metadata.labels = dict(obj.metadata.labels)
     updated.metadata.annotations = dict(obj.metadata.annotations)
+    updated.metadata.ownerReferences = list(obj.metadata.ownerReferences)  # the write says who owns it, as labels
     # controllers' finalizers (persys.dev/…) guard deletion: until it starts, a write that does not
     # name them (a re-applied manifest) keeps them; once deleting, they can be removed as usual
     kept = [] if current.metadata.deletionTimestamp else \
@@ -304,8 +316,16 @@ def replaced(kind: Kind, current: Resource, obj: Resource) -> Resource:
     return updated
 
 
+def with_propagation(finalizers: list[str], propagation: Propagation) -> list[str]:
+    """``finalizers`` with the garbage collector's one for ``propagation`` (and without the other's)."""
+    kept = [f for f in finalizers if f not in GC_FINALIZERS.values()]
+    wanted = GC_FINALIZERS.get(propagation)
+    return kept + [wanted] if wanted else kept
+
+
 def leader_fence(kv: KV) -> Fence:
     return Fence(kv.key, kv.create_revision)
 
 
-__all__: Sequence[str] = ["Fence", "ObjectStore", "WatchEvent", "as_created", "check_uid", "leader_fence", "replaced"]
+__all__: Sequence[str] = ["Fence", "ObjectStore", "WatchEvent", "as_created", "check_uid", "leader_fence", "replaced",
+                          "with_propagation"]

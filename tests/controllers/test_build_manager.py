@@ -12,6 +12,7 @@ from controller_support import SECRET, eventually
 from persys.cli.main import main
 from persys.controllers import ControllersConfig, build_manager
 from persys.controllers.dnsregistrar import dns_registrar
+from persys.resources import REGISTRY
 from persys.store.server import EtcdServer, free_port
 
 
@@ -25,8 +26,8 @@ async def test_all_controllers_run_and_report_health(etcd_server: EtcdServer) ->
         async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/healthz") as resp:
             health = await resp.json()
         assert resp.status == 200 and health["leader"] is True
-        assert health["controllers"] == ["scheduler", "reconciler", "status", "monitor", "dns-registrar"]
-        assert {i["kind"] for i in health["informers"]} == {"Workload", "Node"}
+        assert health["controllers"] == ["scheduler", "reconciler", "status", "monitor", "gc", "dns-registrar"]
+        assert {i["kind"] for i in health["informers"]} == {k.kind for k in REGISTRY.all()}  # gc watches every kind
     finally:
         manager.stop()
         await asyncio.wait_for(task, 10)
