@@ -20,7 +20,8 @@ recreated under its name, or released by an orphaning owner a moment ago, stays.
 Handlers enqueue only what a change concerns (an object whose references changed, an owner being
 deleted, the dependents of an object that went, the owners of one that goes), so the status writes
 that make most of the traffic cost a filter, not a reconcile. The kinds are those registered when
-the manager is built.
+the manager is built, less those stored on an etcd lease (Events): they expire by themselves, and
+caching the busiest kind of all would cost every controller process its memory for nothing.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ class GarbageCollector(Controller):
     def bind(self, manager: Manager) -> None:
         """Watch every kind registered now. ``Controller`` wants a home kind: any serves, as the keys carry
         their own, and every kind (that one too) is wired alike through ``watches()``."""
-        self.kinds = [kind.kind for kind in manager.store.registry.all()]
+        self.kinds = [kind.kind for kind in manager.store.registry.all() if kind.lease_ttl is None]
         self.kind = self.kinds[0]
         super().bind(manager)
 
