@@ -193,7 +193,11 @@ class ContainerRuntime:
         if workload.wants_running:
             with docker_call("start", name):
                 await container.start()
-        return await self.get(workload.uid)
+        # what was just done, not inspected again: the Docker event of the start reports the state as
+        # inspected, and a second inspect here would only queue behind that one at dockerd
+        return WorkloadState(uid=workload.uid, name=workload.name, namespace=workload.namespace,
+                             node=self.node, containerID=container.id,
+                             state="running" if workload.wants_running else "created", specHash=workload.spec_hash)
 
     async def _reuse(self, workload: WorkloadSpec) -> WorkloadState | None:
         """The container of the same spec, started if it should run; None once one of another spec is gone."""
