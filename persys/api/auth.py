@@ -7,6 +7,10 @@ own Node (and its status), write the status of the workloads bound to them and r
 about themselves and those workloads. A node is confined to what is its own because the control
 plane acts on what it writes: the logs route calls the node a workload's status names, so a node
 that could point another node's workload at itself would be sent that workload's requests.
+Operators (``persys operator run``, outside the control plane) may read every kind but the
+sensitive ones (Secrets) and write (and delete) the kinds they exist to manage: custom kinds,
+Workloads, Events and the Leases they elect their leader on; never Nodes, Secrets or the
+definitions of kinds.
 ``authorize`` checks what the URL names; ``check_status_write`` and ``check_event_write`` check
 what a node's body says against the stored objects it concerns.
 """
@@ -21,18 +25,23 @@ from aiohttp import web
 
 from persys.errors import Forbidden, NotFound, Unauthorized
 from persys.resources import Kind, Resource
-from persys.security.pki import AGENTS, cert_identity
+from persys.resources.kinds import default_registry
+from persys.security.pki import AGENTS, OPERATORS, cert_identity
 from persys.store import ObjectStore
 
 ADMINS = "persys:admins"
 CONTROLLERS = "persys:controllers"
 FULL_ACCESS = frozenset({ADMINS, CONTROLLERS})
-ANY_ROLE = frozenset({ADMINS, CONTROLLERS, AGENTS})
+ANY_ROLE = frozenset({ADMINS, CONTROLLERS, AGENTS, OPERATORS})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 READS = frozenset({"get", "list", "watch"})
 WRITES = frozenset({"create", "update", "patch"})
+
+OPERATOR_KINDS = frozenset({"Workload", "Event", "Lease"})
+"""The built-in kinds an operator may write; every kind that is not built in (a custom kind) too."""
+BUILT_IN = frozenset({kind.kind for kind in default_registry().all()} | {"ResourceDefinition"})
 
 
 @dataclass(frozen=True)
@@ -82,6 +91,8 @@ def authorize(who: Identity, verb: str, kind: Kind, name: str | None, subresourc
         return
     if who.role == AGENTS and _agent_may(who, verb, kind, name, subresource):
         return
+    if who.role == OPERATORS and _operator_may(verb, kind):
+        return
     target = f"{kind.plural}/{name}" if name else kind.plural
     if subresource:
         target += f"/{subresource}"
@@ -96,6 +107,12 @@ def _agent_may(who: Identity, verb: str, kind: Kind, name: str | None, subresour
     if kind.kind == "Workload" and subresource == "status" and verb == "update":
         return True
     return kind.kind == "Event" and verb in WRITES
+
+
+def _operator_may(verb: str, kind: Kind) -> bool:
+    if kind.sensitive:
+        return False
+    return verb in READS or kind.kind in OPERATOR_KINDS or kind.kind not in BUILT_IN
 
 
 def is_node(who: Identity) -> bool:

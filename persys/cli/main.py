@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "reconcile": "persys.cli.reconcile:reconcile",
     "stop": "persys.cli.reconcile:stop",
     "start": "persys.cli.reconcile:start",
+    "operator": "persys.cli.operator:operator",
 }
 # ---- end of commands ----
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from persys.errors import Cause
 from persys.resources.formats import check_inner_path
+from persys.resources.lease import LEASE
 from persys.resources.model import Resource, parse_time
 from persys.resources.phase import ContainerState, DesiredState, Phase
 from persys.resources.registry import LABELS, Kind, Registry
@@ -233,7 +234,7 @@ SECRET = Kind(
 def default_registry() -> Registry:
     """A registry with the built-in kinds; user-defined kinds are registered on top."""
     registry = Registry()
-    for kind in (WORKLOAD, NODE, EVENT, SECRET):
+    for kind in (WORKLOAD, NODE, EVENT, SECRET, LEASE):
         registry.register(kind)
     return registry
 

@@ -1,30 +1,34 @@
-"""The informer: list + watch one kind from the ObjectStore into a local cache (client-go).
+"""The informer: list + watch one kind from a source into a local cache (client-go).
 
 Controllers read the cache instead of etcd and are told about changes through handlers,
-which only enqueue keys. The informer survives etcd outages (resumes the watch from its last
-revision with back-off), compactions (relists and emits synthetic DELETED for keys that
-vanished meanwhile, so no delete is ever lost) and silent watches (a watchdog relists when
-nothing arrived for ``stall_seconds``).
+which only enqueue keys. The informer survives outages of its source (resumes the watch from
+its last revision with back-off), compactions (relists and emits synthetic DELETED for keys
+that vanished meanwhile, so no delete is ever lost) and silent watches (a watchdog relists
+when nothing, not even a BOOKMARK, arrived for ``stall_seconds``).
+
+The source is anything that lists with a revision and watches from one (``Source``): the
+``ObjectStore`` (etcd) for the built-in controllers, the API for operators
+(``persys.operator.informer``), so both share this one cache, index and handler machinery.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Protocol
 
 from prometheus_client import Counter
 
-from persys.errors import Gone, StoreUnavailable
+from persys.errors import Gone, Unavailable
 from persys.observability.logging import get_logger
 from persys.resources.model import ObjectKey, Resource
+from persys.resources.registry import Registry
 from persys.runtime.backoff import Backoff
-from persys.store.objects import ObjectStore
 
 WATCH_RELISTS = Counter("persys_watch_relists_total", "Informer relists", ["kind", "reason"])
 WATCH_STALLS = Counter("persys_watch_stalls_total", "Watches silent longer than the watchdog interval", ["kind"])
 
-ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
+ADDED, MODIFIED, DELETED, BOOKMARK = "ADDED", "MODIFIED", "DELETED", "BOOKMARK"
 
 Handler = Callable[[str, Resource, Resource | None], None]
 """Called with (event type, object, previous object or None); must only enqueue keys."""
@@ -33,13 +37,42 @@ IndexFunc = Callable[[Resource], list[str]]
 log = get_logger("informer")
 
 
+class SourceEvent(Protocol):
+    """One change a source reports: ADDED, MODIFIED, DELETED (the last state), or BOOKMARK (no object)."""
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def object(self) -> Resource | None: ...
+
+    @property
+    def revision(self) -> int: ...
+
+
+class Source(Protocol):
+    """What an informer reads: a list with its revision, then the changes after that revision.
+
+    ``watch`` raises ``Gone`` when the revision is compacted and ``Unavailable`` when the stream
+    breaks or ends; the informer relists after the first and resumes from its revision after the second.
+    """
+
+    @property
+    def registry(self) -> Registry: ...
+
+    async def list(self, kind_name: str, namespace: str | None = None) -> tuple[list[Resource], int]: ...
+
+    def watch(self, kind_name: str, namespace: str | None = None, *,
+              revision: int) -> AsyncIterator[SourceEvent]: ...
+
+
 class Informer:
     """A cache of every object of ``kind`` (in ``namespace`` when given), kept current by a watch."""
 
-    def __init__(self, store: ObjectStore, kind: str, *, namespace: str | None = None,
+    def __init__(self, source: Source, kind: str, *, namespace: str | None = None,
                  stall_seconds: float = 300.0, backoff: tuple[float, float] = (0.1, 5.0)) -> None:
-        self.store = store
-        self.kind = store.registry.get(kind).kind
+        self.source = source
+        self.kind = source.registry.get(kind).kind
         self.namespace = namespace
         self.stall_seconds = stall_seconds
         self.backoff = backoff
@@ -149,15 +182,15 @@ class Informer:
             except Gone:
                 need_list, reason = True, "gone"
                 log.info("watch compacted; relisting", kind=self.kind, revision=self.revision)
-            except StoreUnavailable as e:
+            except Unavailable as e:
                 delay = retry.next()
-                log.warning("store unavailable; retrying", kind=self.kind, error=str(e), retry_in=round(delay, 3))
+                log.warning("source unavailable; retrying", kind=self.kind, error=str(e), retry_in=round(delay, 3))
                 await asyncio.sleep(delay)
                 continue
             retry.reset()
 
     async def _relist(self, reason: str) -> None:
-        items, revision = await self.store.list(self.kind, self.namespace)
+        items, revision = await self.source.list(self.kind, self.namespace)
         WATCH_RELISTS.labels(self.kind, reason).inc()
         fresh = {obj.key: obj for obj in items}
         for key in [k for k in self._items if k not in fresh]:
@@ -172,18 +205,20 @@ class Informer:
         self.synced.set()
 
     async def _watch(self) -> None:
-        """Follow changes until the watch is silent for ``stall_seconds`` (then return)."""
+        """Follow changes until the watch is silent for ``stall_seconds`` (then return); BOOKMARKs count."""
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self.stall_seconds) as deadline:
-                async for event in self.store.watch(self.kind, self.namespace, revision=self.revision):
+                async for event in self.source.watch(self.kind, self.namespace, revision=self.revision):
                     deadline.reschedule(loop.time() + self.stall_seconds)
                     self._on_event(event.type, event.object, event.revision)
         except TimeoutError:
             return
 
-    def _on_event(self, event_type: str, obj: Resource, revision: int) -> None:
+    def _on_event(self, event_type: str, obj: Resource | None, revision: int) -> None:
         self.revision = max(self.revision, revision)
+        if obj is None or event_type == BOOKMARK:
+            return  # only a newer revision to resume from
         if event_type == DELETED:
             if obj.key in self._items:
                 self._apply(DELETED, obj)
