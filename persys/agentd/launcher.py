@@ -9,9 +9,7 @@ Agents find the API server by DNS SRV when ``dns`` is set (default ``$PERSYS_DNS
 
 from __future__ import annotations
 
-import asyncio
 import os
-import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,19 +101,3 @@ def _registration(settings: LaunchSettings, name: str, advertise: str, creds: Cr
     return NodeRegistration(connect(settings.server), name, advertise, settings.labels, settings.runtime,
                             discover=discover if settings.dns else None, connect=connect)
 
-
-async def serve(agents: list[Agent]) -> None:
-    """Run ``agents`` until SIGINT/SIGTERM; stopping leaves every workload running."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    started: list[Agent] = []
-    try:
-        for agent in agents:
-            await agent.start()
-            started.append(agent)
-        log.info("agents running", count=len(started))
-        await stop.wait()
-    finally:
-        await asyncio.gather(*(agent.stop() for agent in started), return_exceptions=True)
