@@ -99,3 +99,11 @@ def _depth_exceeds(data: Any, limit: int) -> bool:
         if not level:
             return False
     return any(isinstance(node, (dict, list)) for node in level)
+
+
+def is_digits(text: str) -> bool:
+    """Whether ``text`` is a whole number in ASCII digits (a resourceVersion, a line count).
+
+    ``str.isdigit()`` alone also takes '²' and '１', which ``int()`` refuses or misreads: a check with it lets
+    a ValueError through, and the client gets a 500 for its own mistake."""
+    return text.isascii() and text.isdigit()

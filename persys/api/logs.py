@@ -13,9 +13,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from persys.agentclient import AgentClient
+from persys.api import openapi
 from persys.api.app import PREFIX
 from persys.api.context import api_context
 from persys.errors import BadRequest, Unavailable
+from persys.httpedge import is_digits
 from persys.security.paths import HMAC_KEY_ID
 
 MAX_TAIL = 10_000
@@ -23,7 +25,7 @@ MAX_TAIL = 10_000
 
 def _tail(request: web.Request) -> int:
     raw = request.query.get("tailLines", "100")
-    if not raw.isdigit() or not 0 <= int(raw) <= MAX_TAIL:
+    if not is_digits(raw) or not 0 <= int(raw) <= MAX_TAIL:
         raise BadRequest(f"tailLines must be an integer 0-{MAX_TAIL}, not {raw!r}")
     return int(raw)
 
@@ -41,7 +43,7 @@ async def _agent_for(request: web.Request) -> tuple[AgentClient, str]:
     workload = await ctx.store.get("Workload", request.match_info["namespace"], request.match_info["name"])
     node_name = workload.status.get("nodeName") or workload.spec.get("nodeName")
     if not node_name:
-        raise Unavailable(f'workload "{workload.metadata.name}" is not scheduled to a node yet')
+        raise BadRequest(f'workload "{workload.metadata.name}" is not scheduled to a node yet: it has no logs')
     if ctx.hmac_secret is None:
         raise Unavailable("this API server has no agent HMAC secret; it cannot reach agents")
     node = await ctx.store.get("Node", "", node_name)
@@ -50,6 +52,8 @@ async def _agent_for(request: web.Request) -> tuple[AgentClient, str]:
     return agent, workload.metadata.uid
 
 
+@openapi.query(tailLines=f"the last lines to send, 0-{MAX_TAIL} (default 100)",
+               follow="true: keep the stream open and send new lines as they come")
 async def workload_log(request: web.Request) -> web.StreamResponse:
     """The last ``tailLines`` lines; with ``follow=true`` a text stream that follows new lines."""
     tail = _tail(request)

@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from persys.api import openapi
 from persys.api.auth import FULL_ACCESS, allow
 from persys.api.context import api_context
 from persys.controllers.conditions import RECONCILE_REQUESTED
@@ -27,6 +28,7 @@ from persys.resources.phase import DesiredState
 from persys.resources.schema import check_dns1123
 from persys.store import ObjectStore
 
+NAMESPACE_QUERY = "the namespace of a workload named by {id} (default: default)"
 DESIRED_STATES = tuple(state.value for state in DesiredState)
 
 EMPTY_STATS: dict[str, Any] = {"totalProcessed": 0, "needingReconciliation": 0, "errors": 0, "successRate": 1.0,
@@ -67,6 +69,7 @@ async def trigger(request: web.Request) -> web.Response:
 
 
 @allow(*FULL_ACCESS)
+@openapi.query(namespace=NAMESPACE_QUERY)
 async def reconcile_one(request: web.Request) -> web.Response:
     """Ask the reconciler to look at one workload now (202)."""
     store = api_context(request).store
@@ -90,6 +93,7 @@ async def _desired_state(request: web.Request) -> str:
 
 
 @allow(*FULL_ACCESS)
+@openapi.query(namespace=NAMESPACE_QUERY)
 async def desired_state(request: web.Request) -> web.Response:
     """Set a workload's ``spec.desiredState`` (Running or Stopped); answers the workload."""
     value = await _desired_state(request)

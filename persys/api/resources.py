@@ -25,7 +25,7 @@ from persys.api.auth import (
 from persys.api.context import api_context
 from persys.api.watch import watch_stream
 from persys.errors import BadRequest, Cause, Conflict, Invalid, NotFound
-from persys.httpedge import read_json
+from persys.httpedge import is_digits, read_json
 from persys.resources import Kind, Resource, Selector
 from persys.resources.model import Propagation
 from persys.resources.names import check_dns1123
@@ -128,7 +128,7 @@ def parse(kind: Kind, data: dict[str, Any]) -> Resource:
             if value is not None and (not isinstance(value, types) or isinstance(value, bool)):
                 causes.append(Cause(f"metadata.{key}", f"must be a {' or '.join(t.__name__ for t in types)}"))
         version = meta.get("resourceVersion")
-        if version not in (None, "") and not str(version).isdigit():
+        if version not in (None, "") and not is_digits(str(version)):
             causes.append(Cause("metadata.resourceVersion", "must be a number"))
         if isinstance(meta.get("finalizers"), list) and not all(isinstance(f, str) for f in meta["finalizers"]):
             causes.append(Cause("metadata.finalizers", "must be a list of strings"))
@@ -245,7 +245,7 @@ async def put_status(request: web.Request) -> web.Response:
     raw_meta = data.get("metadata")
     meta = raw_meta if isinstance(raw_meta, dict) else {}
     wanted = str(meta.get("resourceVersion") or "")
-    if wanted and not wanted.isdigit():
+    if wanted and not is_digits(wanted):
         raise BadRequest(f"metadata.resourceVersion must be a number, not {wanted!r}")
     status = where.kind.parse_status(data.get("status"))
     store, who = api_context(request).store, identity(request)
@@ -331,7 +331,7 @@ async def delete(request: web.Request) -> web.Response:
     if dry_run(request):
         return respond(where.kind, await store.get(where.kind.kind, where.namespace, where.name))
     wanted = request.query.get("resourceVersion", "")
-    if wanted and not wanted.isdigit():
+    if wanted and not is_digits(wanted):
         raise BadRequest(f"resourceVersion must be a number, not {wanted!r}")
     for _ in range(_RETRIES):
         try:
