@@ -7,12 +7,21 @@ body nested deeper than ``MAX_DEPTH`` is refused before any handler recurses int
 wrong method, body too large) into Persys errors, and answers with ``respond``: a ``Status``
 body whose code is the error class's ``code``. Anything that is not a ``PersysError``
 (``TerminalError`` included) is an internal error: 500, logged, naming only the exception's type.
+
+Every listener in Persys (the API's plain and mTLS ones, the agent's, the controllers' and the supervisor's
+metrics and health) is made by ``app_runner`` and ``GuardedSite`` under one ``ListenerLimits``: a connection must
+deliver its request headers within a deadline, an idle one is closed, and a listener holds a bounded number of
+connections, so that clients which connect and then say nothing cannot pile up (a slowloris).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
+import ssl
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -107,3 +116,143 @@ def is_digits(text: str) -> bool:
     ``str.isdigit()`` alone also takes '²' and '１', which ``int()`` refuses or misreads: a check with it lets
     a ValueError through, and the client gets a 500 for its own mistake."""
     return text.isascii() and text.isdigit()
+
+
+@dataclass(frozen=True)
+class ListenerLimits:
+    """What one listener allows a connection, and how many it keeps open (every Persys listener uses these).
+
+    - ``header_timeout`` (10 s): from accept to complete request headers, TLS handshake included. A client
+      sends its request line and headers in milliseconds; a connection still silent (or half a header in)
+      after ten seconds is a stalled client or a slowloris, and is closed.
+    - ``idle_timeout`` (20 s): between requests on a kept-alive connection, and the bound on a later
+      request's headers too (aiohttp's keep-alive timer). Longer than the 15 s for which aiohttp's client
+      (``ApiClient``, ``AgentClient``) keeps an idle pooled connection, so that the client closes first and
+      never sends a request down a connection the server is closing.
+    - ``max_connections`` (512): open connections per listener, those in their TLS handshake included. A
+      100-node cluster holds about 150 against its API (one pooled connection per agent, a watch per
+      informer, CLIs); 512 leaves room for three times that and keeps a listener well under the common
+      1024 soft limit on file descriptors. Above it a new connection gets a 503 and is closed at once.
+    - ``backlog`` (128): connections the kernel queues before the server accepts them (aiohttp's default).
+    """
+
+    header_timeout: float = 10.0
+    idle_timeout: float = 20.0
+    max_connections: int = 512
+    backlog: int = 128
+
+
+LIMITS = ListenerLimits()
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+_BUSY = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\nRetry-After: 1\r\n\r\n"
+
+
+def app_runner(app: web.Application, limits: ListenerLimits = LIMITS, **kwargs: Any) -> web.AppRunner:
+    """An ``AppRunner`` for ``app`` whose idle connections close after ``limits.idle_timeout``."""
+    return web.AppRunner(app, keepalive_timeout=limits.idle_timeout, **kwargs)
+
+
+class GuardedSite(web.BaseSite):
+    """A TCP listener (``web.TCPSite``'s job) that enforces ``ListenerLimits`` on every connection it accepts."""
+
+    def __init__(self, runner: web.BaseRunner, host: str, port: int, limits: ListenerLimits = LIMITS, *,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
+        super().__init__(runner, ssl_context=ssl_context, backlog=limits.backlog)
+        self.host, self.port, self.limits = host, port, limits
+
+    @property
+    def name(self) -> str:
+        return f"{'https' if self._ssl_context else 'http'}://{self.host}:{self.port}"
+
+    async def start(self) -> None:
+        await super().start()
+        server = self._runner.server
+        assert server is not None
+        self._server = await asyncio.get_running_loop().create_server(
+            _Gate(server, self.limits), self.host, self.port, ssl=self._ssl_context, backlog=self.limits.backlog,
+            ssl_handshake_timeout=self.limits.header_timeout if self._ssl_context else None)
+
+
+class _Gate:
+    """The protocol factory of one listener: a ``_Guarded`` connection while fewer than ``max_connections`` are
+    open, else one that answers 503 and closes."""
+
+    def __init__(self, protocols: Callable[[], asyncio.BaseProtocol], limits: ListenerLimits) -> None:
+        self.protocols, self.limits = protocols, limits
+        self.open: set[_Guarded] = set()
+
+    def __call__(self) -> asyncio.BaseProtocol:
+        if len(self.open) >= self.limits.max_connections:
+            return _Busy()
+        connection = _Guarded(self.protocols(), self)
+        self.open.add(connection)
+        return connection
+
+    def release(self, connection: _Guarded) -> None:
+        self.open.discard(connection)
+
+
+class _Busy(asyncio.Protocol):
+    """A connection over the limit: told 503 and closed, never handed to the application."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.WriteTransport)
+        transport.write(_BUSY)
+        transport.close()
+
+
+class _Guarded(asyncio.Protocol):
+    """One connection, passed through to aiohttp's protocol until its first request's headers have arrived,
+    and closed (or, still in its TLS handshake, given up: asyncio ends that at the same time) if they have not
+    by ``header_timeout`` after accept. Counted open in its gate until it is lost or given up."""
+
+    def __init__(self, inner: asyncio.BaseProtocol, gate: _Gate) -> None:
+        assert isinstance(inner, asyncio.Protocol)
+        self.inner, self.gate = inner, gate
+        self.transport: asyncio.Transport | None = None
+        self.made = False  # whether aiohttp's protocol has the connection
+        self.tail = b""  # the last bytes seen, while the end of the headers is not: it may span two reads
+        self.deadline: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
+            gate.limits.header_timeout, self._expire)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        if self.deadline is None:  # its TLS handshake outlasted the deadline: aiohttp never sees it
+            transport.abort()
+            return
+        self.inner.connection_made(transport)
+        self.made = True
+
+    def data_received(self, data: bytes) -> None:
+        if self.deadline is not None:
+            seen = self.tail + data
+            if _HEADER_END.search(seen):
+                self.deadline.cancel()
+                self.deadline = None
+            self.tail = seen[-3:]
+        self.inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self.inner.eof_received()
+
+    def pause_writing(self) -> None:
+        self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.inner.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.deadline is not None:
+            self.deadline.cancel()
+            self.deadline = None
+        self.gate.release(self)
+        if self.made:
+            self.inner.connection_lost(exc)
+
+    def _expire(self) -> None:
+        self.deadline = None
+        if self.transport is None:
+            self.gate.release(self)  # no connection_lost follows a handshake that never completes
+        else:
+            self.transport.abort()

@@ -26,6 +26,7 @@ from persys.agentd.executor import Executor
 from persys.agentd.node import NodeRegistration
 from persys.agentd.runtime import Runtime
 from persys.agentd.server import make_app
+from persys.httpedge import GuardedSite, app_runner
 from persys.observability.logging import get_logger
 from persys.runtime.supervisor import Component, Named, Service, health_response
 from persys.security.hmac import Verifier
@@ -89,9 +90,9 @@ class Agent(Component):
         await self.runtime.open()
         app = make_app(self.config.name, self.runtime, self.executor, self.hub, self.verifier)
         app.middlewares.append(self._healthz())
-        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=2.0)
+        self._runner = app_runner(app, access_log=None, handler_cancellation=True, shutdown_timeout=2.0)
         await self._runner.setup()
-        await web.TCPSite(self._runner, self.config.host, self.config.port, ssl_context=self.config.tls).start()
+        await GuardedSite(self._runner, self.config.host, self.config.port, ssl_context=self.config.tls).start()
         log.info("agent listening", node=self.config.name, address=self.config.address,
                  runtime=self.runtime.name, cluster=self.config.cluster_id)
 

@@ -18,6 +18,7 @@ from aiohttp import web
 from persys.api.app import RouteAdder, build_app, no_etcd_child
 from persys.api.context import ApiContext
 from persys.dns.registration import register_api_server
+from persys.httpedge import LIMITS, GuardedSite, ListenerLimits, app_runner
 from persys.observability.logging import get_logger
 from persys.runtime.supervisor import Component, Supervisor, run_process
 from persys.security.paths import HomePaths, read_cluster_id, read_hmac_secret
@@ -69,8 +70,9 @@ class ApiServer(Component):
     def __init__(self, ctx: ApiContext, tls: ssl.SSLContext, *, listen: tuple[str, int] = ("127.0.0.1", 7070),
                  secure_listen: tuple[str, int] = ("127.0.0.1", 7443),
                  extra_routes: Sequence[RouteAdder] | None = None,
-                 etcd_state: Callable[[], str] = no_etcd_child) -> None:
+                 etcd_state: Callable[[], str] = no_etcd_child, limits: ListenerLimits = LIMITS) -> None:
         super().__init__("api")
+        self.limits = limits
         self.ctx = ctx
         self.tls = tls
         self.listen = listen
@@ -90,11 +92,11 @@ class ApiServer(Component):
         return f"https://{self.secure_listen[0]}:{self.secure_port}"
 
     async def open(self) -> None:
-        runner = web.AppRunner(self.app, access_log=None, handler_cancellation=True, shutdown_timeout=2.0)
+        runner = app_runner(self.app, self.limits, access_log=None, handler_cancellation=True, shutdown_timeout=2.0)
         await runner.setup()
         self._runner = runner
-        plain = web.TCPSite(runner, *self.listen)
-        secure = web.TCPSite(runner, *self.secure_listen, ssl_context=self.tls)
+        plain = GuardedSite(runner, *self.listen, self.limits)
+        secure = GuardedSite(runner, *self.secure_listen, self.limits, ssl_context=self.tls)
         await plain.start()
         await secure.start()
         # the ports actually bound (either may have been asked for as 0), in the order the sites started

@@ -19,6 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from persys.errors import NotLeader
+from persys.httpedge import GuardedSite, app_runner
 from persys.observability import metrics
 from persys.observability.logging import get_logger
 from persys.resources.kinds import REGISTRY
@@ -163,13 +164,10 @@ class Manager:
         app = web.Application()
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/healthz", self._healthz)
-        runner = web.AppRunner(app, access_log=None)
+        runner = app_runner(app, access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, self.listen[0], self.listen[1])
-        await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        self.port = int(sockets[0].getsockname()[1]) if sockets else self.listen[1]
+        await GuardedSite(runner, self.listen[0], self.listen[1]).start()
+        self.port = int(runner.addresses[0][1])
         log.info("serving metrics and health", address=f"{self.listen[0]}:{self.port}")
         return runner
 

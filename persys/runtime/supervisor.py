@@ -30,6 +30,7 @@ from typing import Any, Protocol
 from aiohttp import web
 from prometheus_client import Counter
 
+from persys.httpedge import GuardedSite, app_runner
 from persys.observability import metrics
 from persys.observability.logging import get_logger
 from persys.runtime.backoff import Backoff
@@ -317,9 +318,9 @@ class StatusListener:
         app = web.Application()
         app.router.add_get("/metrics", metrics.handler)
         app.router.add_get("/healthz", self.healthz)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        self._runner = app_runner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        await web.TCPSite(self._runner, self.host, self.port).start()
+        await GuardedSite(self._runner, self.host, self.port).start()
         self.port = int(self._runner.addresses[0][1])
 
     async def healthz(self, request: web.Request) -> web.Response:
