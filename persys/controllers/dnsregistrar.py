@@ -45,6 +45,12 @@ def serving(workload: Resource | None) -> bool:
             and bool((workload.spec.get("service") or {}).get("name")))
 
 
+def _record_inputs(workload: Resource) -> tuple[object, ...]:
+    """What ``desired`` reads of a workload (besides its node's address, watched on the Node)."""
+    return serving(workload), running_node(workload), workload.spec.get("service"), workload.spec.get("ports"), \
+        workload.metadata.uid
+
+
 class DnsRegistrar(Controller):
     """Keeps the SkyDNS A and SRV records of workloads in ``zone`` equal to what they should be."""
 
@@ -73,6 +79,11 @@ class DnsRegistrar(Controller):
 
     def setup(self) -> None:
         self._index = None  # leadership (re)starts: etcd may have changed while another process led
+
+    def enqueue_handler(self, event_type: str, obj: Resource, old: Resource | None) -> None:
+        """Only changes that can move a record: serving or not, the service, the node it runs on."""
+        if old is None or event_type == DELETED or _record_inputs(obj) != _record_inputs(old):
+            self.queue.add(obj.key)
 
     def _node_keys(self, event_type: str, obj: Resource, old: Resource | None) -> Iterator[ObjectKey]:
         if old is None or event_type == DELETED or node_ip(old) != node_ip(obj):

@@ -77,8 +77,10 @@ class Reconciler(Controller):
         self.written.clear()
 
     def enqueue_handler(self, event_type: str, obj: Resource, old: Resource | None) -> None:
+        """Every change but our own writes coming back: those are decided already (and requeued)."""
         self.written.observe(obj, deleted=event_type == DELETED)
-        self.queue.add(obj.key)
+        if old is None or event_type == DELETED or not _only_ours_changed(obj, old):
+            self.queue.add(obj.key)
 
     def _node_keys(self, event_type: str, node: Resource, old: Resource | None) -> Iterator[ObjectKey]:
         if old is None or event_type == DELETED or node_ready(node) != node_ready(old):
@@ -334,3 +336,16 @@ def _remove_finalizer(obj: Resource) -> None:
 def _observe(obj: Resource, generation: int) -> None:
     """The reconciler has acted on (or looked at) the spec of ``generation``; never goes back."""
     obj.status["observedGeneration"] = max(int(obj.status.get("observedGeneration") or 0), generation)
+
+
+OWN_FIELDS = frozenset({"lastAction", "lastReconcile", "backoffUntil", "consecutiveFailures", "restarts",
+                        "observedGeneration", "phase", "message"})  # ours, and what is derived from them
+
+
+def _only_ours_changed(obj: Resource, old: Resource) -> bool:
+    """Nothing but the reconciler's own status fields differ between ``old`` and ``obj``."""
+    if obj.spec != old.spec or obj.metadata.finalizers != old.metadata.finalizers \
+            or obj.metadata.deletionTimestamp != old.metadata.deletionTimestamp:
+        return False
+    keys = (obj.status.keys() | old.status.keys()) - OWN_FIELDS
+    return all(obj.status.get(k) == old.status.get(k) for k in keys)

@@ -77,6 +77,12 @@ class StatusController(Controller):
     def setup(self) -> None:
         self.reports = ReportCache()  # a new term: nothing followed yet
 
+    def enqueue_handler(self, event_type: str, obj: Resource, old: Resource | None) -> None:
+        """Only what changes an observation: a new or deleted workload, or another binding (reports
+        enqueue the rest). Other controllers' writes, most of the traffic, cost a comparison."""
+        if old is None or event_type == DELETED or obj.spec.get("nodeName") != old.spec.get("nodeName"):
+            self.queue.add(obj.key)
+
     def _node_keys(self, event_type: str, node: Resource, old: Resource | None) -> Iterator[ObjectKey]:
         self._nodes_changed.set()  # wakes the follower supervisor, which reads the cache itself
         if old is None or event_type == DELETED or node_ready(node) != node_ready(old) \
