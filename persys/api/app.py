@@ -6,7 +6,9 @@ under ``persys up``, its etcd child (503 naming what is down and why). ``/readyz
 whether etcd answers (503 ``etcd: not reachable (…)``). An external etcd that is down makes the
 server unready, not dead: restarting the server would not bring etcd back. Other components
 add their routes by passing callables to ``build_app`` (``extra_routes``); ``/openapi.json`` is
-generated from the router itself, so it lists them too.
+generated from the router itself, so it lists them too. The object routes exist twice: under
+``/apis/persys.dev/v1`` for the built-in kinds, and under ``/apis/{group}/{version}`` for the
+kinds of any other group (custom kinds, served while their ResourceDefinition is stored).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 from aiohttp import web
 
 import persys
-from persys.api import middleware, openapi, resources
+from persys.api import discovery, middleware, openapi, resources
 from persys.api.auth import Handler, allow
 from persys.api.context import API_CONTEXT, ApiContext, api_context
 from persys.errors import StoreUnavailable
@@ -27,6 +29,7 @@ from persys.resources import API_VERSION
 from persys.runtime.supervisor import Health, health_response
 
 PREFIX = "/apis/persys.dev/v1"
+GROUP_PREFIX = "/apis/{group}/{version}"
 MAX_BODY = 1024 * 1024
 
 RouteAdder = Callable[[web.Application], None]
@@ -91,33 +94,35 @@ async def openapi_page(request: web.Request) -> web.Response:
     return web.json_response(openapi.document(request.app, api_context(request).registry))
 
 
-# (method, path, handler): the generic object routes first, the namespaced ones before the
-# cluster-scoped ones, so that `namespaces/…` never reads as a kind called "namespaces".
+def object_routes(prefix: str) -> list[tuple[str, str, Handler]]:
+    """(method, path, handler) of the generic object routes under ``prefix``: the namespaced ones before
+    the cluster-scoped ones, so that `namespaces/…` never reads as a kind called "namespaces"."""
+    namespaced, cluster = prefix + "/namespaces/{namespace}/{plural}", prefix + "/{plural}"
+    return [(method, collection + path, handler) for collection in (namespaced, cluster) for method, path, handler in (
+        ("GET", "", resources.get_or_list),
+        ("POST", "", resources.create),
+        ("PUT", "", resources.apply),
+        ("GET", "/{name}", resources.get_or_list),
+        ("PUT", "/{name}", resources.apply),
+        ("PATCH", "/{name}", resources.patch),
+        ("DELETE", "/{name}", resources.delete),
+        ("GET", "/{name}/status", resources.get_status),
+        ("PUT", "/{name}/status", resources.put_status),
+    )]
+
+
 ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/healthz", healthz),
     ("GET", "/readyz", readyz),
     ("GET", "/version", version),
     ("GET", "/metrics", metrics_page),
     ("GET", "/openapi.json", openapi_page),
-    ("GET", PREFIX + "/namespaces/{namespace}/{plural}", resources.get_or_list),
-    ("POST", PREFIX + "/namespaces/{namespace}/{plural}", resources.create),
-    ("PUT", PREFIX + "/namespaces/{namespace}/{plural}", resources.apply),
-    ("GET", PREFIX + "/namespaces/{namespace}/{plural}/{name}", resources.get_or_list),
-    ("PUT", PREFIX + "/namespaces/{namespace}/{plural}/{name}", resources.apply),
-    ("PATCH", PREFIX + "/namespaces/{namespace}/{plural}/{name}", resources.patch),
-    ("DELETE", PREFIX + "/namespaces/{namespace}/{plural}/{name}", resources.delete),
-    ("GET", PREFIX + "/namespaces/{namespace}/{plural}/{name}/status", resources.get_status),
-    ("PUT", PREFIX + "/namespaces/{namespace}/{plural}/{name}/status", resources.put_status),
-    ("GET", PREFIX + "/{plural}", resources.get_or_list),
-    ("POST", PREFIX + "/{plural}", resources.create),
-    ("PUT", PREFIX + "/{plural}", resources.apply),
-    ("GET", PREFIX + "/{plural}/{name}", resources.get_or_list),
-    ("PUT", PREFIX + "/{plural}/{name}", resources.apply),
-    ("PATCH", PREFIX + "/{plural}/{name}", resources.patch),
-    ("DELETE", PREFIX + "/{plural}/{name}", resources.delete),
-    ("GET", PREFIX + "/{plural}/{name}/status", resources.get_status),
-    ("PUT", PREFIX + "/{plural}/{name}/status", resources.put_status),
+    ("GET", "/apis", discovery.all_kinds),
+    ("GET", GROUP_PREFIX, discovery.group_kinds),
+    *object_routes(PREFIX),
 ]
+# the same routes for the kinds of every other group (custom kinds), after the built-in ones
+GROUP_ROUTES = object_routes(GROUP_PREFIX)
 
 
 async def _stop_watches(app: web.Application) -> None:
@@ -141,7 +146,7 @@ def build_app(ctx: ApiContext, extra_routes: Sequence[RouteAdder] = (),
     app[API_CONTEXT] = ctx
     app[HEALTH] = health
     app[ETCD_STATE] = etcd_state
-    for method, path, handler in ROUTES:
+    for method, path, handler in ROUTES + GROUP_ROUTES:
         app.router.add_route(method, path, handler)
     for add in extra_routes:
         add(app)

@@ -25,7 +25,6 @@ from aiohttp import web
 
 from persys.errors import Forbidden, NotFound, Unauthorized
 from persys.resources import Kind, Resource
-from persys.resources.kinds import default_registry
 from persys.security.pki import AGENTS, OPERATORS, cert_identity
 from persys.store import ObjectStore
 
@@ -40,8 +39,7 @@ READS = frozenset({"get", "list", "watch"})
 WRITES = frozenset({"create", "update", "patch"})
 
 OPERATOR_KINDS = frozenset({"Workload", "Event", "Lease"})
-"""The built-in kinds an operator may write; every kind that is not built in (a custom kind) too."""
-BUILT_IN = frozenset({kind.kind for kind in default_registry().all()} | {"ResourceDefinition"})
+"""The built-in kinds an operator may write; every custom kind (not in persys.dev) too."""
 
 
 @dataclass(frozen=True)
@@ -112,7 +110,7 @@ def _agent_may(who: Identity, verb: str, kind: Kind, name: str | None, subresour
 def _operator_may(verb: str, kind: Kind) -> bool:
     if kind.sensitive:
         return False
-    return verb in READS or kind.kind in OPERATOR_KINDS or kind.kind not in BUILT_IN
+    return verb in READS or kind.kind in OPERATOR_KINDS or not kind.builtin
 
 
 def is_node(who: Identity) -> bool:

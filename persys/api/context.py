@@ -1,19 +1,29 @@
 """What every handler shares: the store, the kinds registry and the etcd connection.
 
 Handlers (and route modules added by other components, such as reconciliation) reach it
-with ``api_context(request)``.
+with ``api_context(request)``. Each server has a registry of its own: the built-in kinds plus
+the custom kinds it serves, which it learns at runtime (``persys.api.definitions``).
+Components that must see writes before or after the store does hook in through ``admission``
+(may refuse or complete an object, dry runs included) and ``written`` (told what was stored).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-from persys.resources import REGISTRY, Registry
+from persys.resources import Kind, Registry, Resource
+from persys.resources.kinds import default_registry
 from persys.store import Etcd, ObjectStore
+
+Admit = Callable[[Kind, Resource, Resource | None], Awaitable[None]]
+"""Called with (kind, the object to write, the stored object or None) before a create, apply or patch."""
+Written = Callable[[Resource], None]
+"""Called with the object a create, apply or patch stored."""
 
 
 @dataclass
@@ -21,14 +31,25 @@ class ApiContext:
     """The shared state of one API server."""
 
     etcd: Etcd
-    registry: Registry = REGISTRY
+    registry: Registry = field(default_factory=default_registry)
     bookmark_interval: float = 5.0  # seconds of watch silence before a BOOKMARK line
     hmac_secret: bytes | None = None  # the agents' shared secret, for routes that call agents (logs)
     store: ObjectStore = field(init=False)
     watches: set[asyncio.Task[Any]] = field(default_factory=set)  # cancelled at shutdown
+    admission: list[Admit] = field(default_factory=list)
+    written: list[Written] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.store = ObjectStore(self.etcd, self.registry)
+
+    async def admit(self, kind: Kind, obj: Resource, current: Resource | None) -> None:
+        for check in self.admission:
+            await check(kind, obj, current)
+
+    def stored(self, obj: Resource) -> Resource:
+        for hook in self.written:
+            hook(obj)
+        return obj
 
 
 API_CONTEXT = web.AppKey("persys_api_context", ApiContext)

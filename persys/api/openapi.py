@@ -8,7 +8,8 @@ and ``status_schema``, translated by ``body_schema``), so that a client generato
 (``tests/api/test_fuzz.py``) writes objects the server can accept, and its mistakes reach the
 validation of single fields instead of stopping at "not an object". Persys formats (``image``,
 ``gitref``, …) keep their names, which OpenAPI allows and generic tools ignore; ``dns1123`` also
-gets its exact pattern.
+gets its exact pattern. Custom kinds appear as soon as they are served, under their own group and
+each served version (``/apis/{group}/{version}/…``), typed by their definition's OpenAPI v3 schema.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from persys.resources import API_VERSION, Kind, Registry
-from persys.resources.names import NAME_MAX
+from persys.resources import Kind, Registry
+from persys.resources.names import NAME_MAX, SUBDOMAIN_MAX, check_dns1123
 from persys.resources.registry import ANNOTATIONS, LABELS
 from persys.resources.schema import Schema
 
@@ -36,7 +37,10 @@ _COPIED = ("enum", "minimum", "maximum", "format", "default", "nullable")
 _DNS1123 = {"type": "string", "format": "dns1123", "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
             "maxLength": NAME_MAX}
 _STRING = {"type": "string"}
+_SUBDOMAIN = {"type": "string", "pattern": r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+              "maxLength": SUBDOMAIN_MAX}
 _PATH_PARAMS = {"namespace": _DNS1123, "name": _DNS1123}  # a write refuses any other; a read answers 404
+Served = tuple[Kind, str]  # a kind and one version it is served in
 H = TypeVar("H", bound=Callable[..., Any])
 QUERY_ATTR = "persys_openapi_query"
 
@@ -48,6 +52,11 @@ def query(**params: str) -> Callable[[H], H]:
         setattr(handler, QUERY_ATTR, params)
         return handler
     return mark
+
+
+def _name_schema(kind: Kind | None) -> dict[str, Any]:
+    """Object names are DNS-1123 labels, but for kinds whose names are subdomains (ResourceDefinitions)."""
+    return _DNS1123 if kind is None or kind.name_check is check_dns1123 else _SUBDOMAIN
 
 
 def openapi_schema(schema: Schema) -> dict[str, Any]:
@@ -76,7 +85,7 @@ def openapi_schema(schema: Schema) -> dict[str, Any]:
 def metadata_schema(kind: Kind) -> dict[str, Any]:
     """``metadata`` as ``Kind.parse`` reads it (the server sets uid, generation and the timestamps)."""
     properties: dict[str, Any] = {
-        "name": _DNS1123, "labels": openapi_schema(LABELS), "annotations": openapi_schema(ANNOTATIONS),
+        "name": _name_schema(kind), "labels": openapi_schema(LABELS), "annotations": openapi_schema(ANNOTATIONS),
         "uid": _STRING, "resourceVersion": {"type": "string", "pattern": "^[0-9]+$"}, "generation": {"type": "integer"},
         "creationTimestamp": _STRING, "deletionTimestamp": {**_STRING, "nullable": True},
         "finalizers": {"type": "array", "items": _STRING},
@@ -86,51 +95,59 @@ def metadata_schema(kind: Kind) -> dict[str, Any]:
     return {"type": "object", "properties": properties, "additionalProperties": False}
 
 
-def body_schema(kind: Kind) -> dict[str, Any]:
-    """An object of ``kind`` as a create, apply or status write sends it."""
-    properties = {"apiVersion": {"type": "string", "enum": [API_VERSION]},
+def body_schema(kind: Kind, version: str = "") -> dict[str, Any]:
+    """An object of ``kind`` as a create, apply or status write sends it (in ``version``, default the stored one)."""
+    spec = kind.openapi_part("spec") or openapi_schema(kind.spec_schema)
+    properties = {"apiVersion": {"type": "string", "enum": [f"{kind.group}/{version or kind.version}"]},
                   "kind": {"type": "string", "enum": [kind.kind]},
-                  "metadata": metadata_schema(kind), kind.spec_field: openapi_schema(kind.spec_schema)}
+                  "metadata": metadata_schema(kind), kind.spec_field: spec}
     if kind.status_subresource:
-        properties["status"] = openapi_schema(kind.status_schema)
-    required = ["metadata", kind.spec_field] if kind.spec_schema.get("required") else ["metadata"]
-    return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
+        properties["status"] = kind.openapi_part("status") or openapi_schema(kind.status_schema)
+    required = ["metadata", kind.spec_field] if spec.get("required") else ["metadata"]
+    described = {"description": kind.description} if kind.description else {}
+    return {"type": "object", **described, "properties": properties, "required": required,
+            "additionalProperties": False}
 
 
-def _kinds_for(method: str, path: str, registry: Registry) -> list[Kind | None]:
-    """The kinds a route template serves (``[None]`` for a route without ``{plural}``)."""
+def _kinds_for(method: str, path: str, registry: Registry) -> list[Served | None]:
+    """The kinds (and versions) a route template serves (``[None]`` for a route without ``{plural}``):
+    the built-in ones on ``/apis/persys.dev/v1`` routes, the others on ``/apis/{group}/{version}`` ones."""
     if "{plural}" not in path:
         return [None]
     namespaced_route = "{namespace}" in path
     named = "{name}" in path
-    out: list[Kind | None] = []
+    out: list[Served | None] = []
     for kind in registry.all():
+        if kind.builtin == ("{group}" in path):
+            continue
         if namespaced_route and not kind.namespaced:
             continue
         if not namespaced_route and kind.namespaced and (named or method != "GET"):
             continue
         if path.endswith("/status") and not kind.status_subresource:
             continue
-        out.append(kind)
+        out += [(kind, version) for version in kind.versions]
     return out
 
 
-def _request_body(method: str, kind: Kind | None, named: bool) -> dict[str, Any]:
+def _request_body(method: str, served: Served | None, named: bool) -> dict[str, Any]:
     """A merge patch may null any field, so it stays a bare object; other kind routes take the kind's object,
     which names itself unless the URL does."""
     content_type = "application/merge-patch+json" if method == "PATCH" else "application/json"
     schema: dict[str, Any] = {"type": "object"}
-    if kind is not None and method != "PATCH":
-        schema = body_schema(kind)
+    if served is not None and method != "PATCH":
+        schema = body_schema(*served)
         if not named:
             schema["properties"]["metadata"] = {**schema["properties"]["metadata"], "required": ["name"]}
     return {"required": True, "content": {content_type: {"schema": schema}}}
 
 
-def _operation(method: str, path: str, handler: Any, kind: Kind | None) -> dict[str, Any]:
+def _operation(method: str, path: str, handler: Any, served: Served | None) -> dict[str, Any]:
     doc = (getattr(handler, "__doc__", None) or handler.__name__).strip().splitlines()[0]
+    kind = served[0] if served is not None else None
     params: list[dict[str, Any]] = [
-        {"name": name, "in": "path", "required": True, "schema": _PATH_PARAMS.get(name, _STRING)}
+        {"name": name, "in": "path", "required": True,
+         "schema": _name_schema(kind) if name == "name" else _PATH_PARAMS.get(name, _STRING)}
         for name in _PARAM.findall(path)
     ]
     query = {**(_QUERY if kind is not None else {}), **getattr(handler, QUERY_ATTR, {})}
@@ -146,7 +163,7 @@ def _operation(method: str, path: str, handler: Any, kind: Kind | None) -> dict[
     if kind is not None:
         operation["tags"] = [kind.kind]
     if method in ("POST", "PUT", "PATCH"):
-        operation["requestBody"] = _request_body(method, kind, named="{name}" in path)
+        operation["requestBody"] = _request_body(method, served, named="{name}" in path)
     return operation
 
 
@@ -156,9 +173,13 @@ def document(app: web.Application, registry: Registry) -> dict[str, Any]:
         if route.method in ("HEAD", "OPTIONS", "*") or route.resource is None:
             continue
         template = route.resource.canonical
-        for kind in _kinds_for(route.method, template, registry):
-            path = template.replace("{plural}", kind.plural) if kind else template
-            paths.setdefault(path, {})[route.method.lower()] = _operation(route.method, path, route.handler, kind)
+        for served in _kinds_for(route.method, template, registry):
+            path = template
+            if served is not None:
+                kind, version = served
+                path = path.replace("{group}", kind.group).replace("{version}", version)
+                path = path.replace("{plural}", kind.plural)
+            paths.setdefault(path, {})[route.method.lower()] = _operation(route.method, path, route.handler, served)
     return {
         "openapi": "3.0.3",
         "info": {"title": "Persys API", "version": "v1"},

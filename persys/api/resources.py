@@ -1,8 +1,9 @@
 """The generic object routes: get, list, create, apply, status, merge patch and delete on any kind.
 
-Handlers find the kind by the URL's plural in the registry, so a user-defined kind is served
-as soon as it is registered. Validation is the kind's own (``Kind.parse``); storage is
-``ObjectStore``'s, with compare-and-swap on ``metadata.resourceVersion`` when a body carries it.
+Handlers find the kind by the URL's group, version and plural in the registry, so a user-defined
+kind is served as soon as it is registered. Validation is the kind's own (``Kind.parse``), then the
+server's admission hooks (``ApiContext.admission``, dry runs too); storage is ``ObjectStore``'s,
+with compare-and-swap on ``metadata.resourceVersion`` when a body carries it.
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ from persys.api.auth import (
     identity,
     is_node,
 )
-from persys.api.context import api_context
+from persys.api.context import ApiContext, api_context
 from persys.api.watch import watch_stream
 from persys.errors import BadRequest, Cause, Conflict, Invalid, NotFound
 from persys.httpedge import is_digits, read_json
 from persys.resources import Kind, Resource, Selector
 from persys.resources.model import Propagation
 from persys.resources.names import check_dns1123
+from persys.resources.registry import CORE_GROUP, CORE_VERSION
 from persys.store import ObjectStore
 from persys.store.objects import as_created, check_uid, replaced
 
@@ -43,19 +45,22 @@ class Target:
     kind: Kind
     namespace: str
     name: str
+    version: str = ""  # the version the URL names ("" for the kind's own)
 
 
 def target(request: web.Request) -> Target:
     info = request.match_info
-    kind = api_context(request).registry.by_plural(info["plural"])
+    group, version = info.get("group", CORE_GROUP), info.get("version", CORE_VERSION)
+    kind = api_context(request).registry.served(group, version, info["plural"])
     namespace, name = info.get("namespace"), info.get("name", "")
+    prefix = f"/apis/{group}/{version}"
     if namespace is not None and not kind.namespaced:
-        raise NotFound(f"{kind.plural} are cluster-scoped: use /apis/persys.dev/v1/{kind.plural}")
+        raise NotFound(f"{kind.plural} are cluster-scoped: use {prefix}/{kind.plural}")
     if namespace is None and kind.namespaced and (name or request.method not in ("GET", "HEAD")):
-        raise NotFound(f"{kind.plural} are namespaced: use /apis/persys.dev/v1/namespaces/{{namespace}}/{kind.plural}")
+        raise NotFound(f"{kind.plural} are namespaced: use {prefix}/namespaces/{{namespace}}/{kind.plural}")
     if namespace is not None:
         check_namespace(namespace)
-    return Target(kind, namespace or "", name)
+    return Target(kind, namespace or "", name, version)
 
 
 def check_namespace(namespace: str) -> None:
@@ -93,7 +98,12 @@ async def read_body(request: web.Request) -> dict[str, Any]:
 def place(where: Target, data: dict[str, Any]) -> str:
     """Put the URL's namespace into the body's metadata; reject a body naming another object.
 
-    Returns the name the body gives (for authorization before validation)."""
+    Returns the name the body gives (for authorization before validation). A body without
+    ``apiVersion`` is of the URL's version; one naming another served version of the kind is refused."""
+    url_version = f"{where.kind.group}/{where.version or where.kind.version}"
+    given = data.setdefault("apiVersion", url_version)
+    if given != url_version and given in [f"{where.kind.group}/{v}" for v in where.kind.versions]:
+        raise BadRequest(f"apiVersion {given!r} does not match the URL's {url_version!r}")
     meta = data.setdefault("metadata", {})
     if not isinstance(meta, dict):
         return ""
@@ -152,8 +162,11 @@ async def get_or_list(request: web.Request) -> web.StreamResponse:
         return await watch_stream(request, where.kind, where.namespace or None, selector)
     authorize(identity(request), "list", where.kind, None)
     items, revision = await store.list_wire(where.kind.kind, where.namespace or None, selector)
+    if not where.kind.builtin:  # objects read as the stored version (see Kind.from_wire)
+        for item in items:
+            item["apiVersion"] = where.kind.api_version
     return web.json_response({
-        "kind": f"{where.kind.kind}List", "apiVersion": "persys.dev/v1",
+        "kind": f"{where.kind.kind}List", "apiVersion": where.kind.api_version,
         "metadata": {"resourceVersion": str(revision)}, "items": items,
     })
 
@@ -165,10 +178,12 @@ async def create(request: web.Request) -> web.Response:
     data = await read_body(request)
     authorize(identity(request), "create", where.kind, place(where, data))
     obj = parse(where.kind, data)
-    await check_event_write(identity(request), api_context(request).store, obj)
+    ctx = api_context(request)
+    await check_event_write(identity(request), ctx.store, obj)
+    await ctx.admit(where.kind, obj, None)
     if dry_run(request):
         return respond(where.kind, as_created(obj), 201)
-    return respond(where.kind, await api_context(request).store.create(obj), 201)
+    return respond(where.kind, ctx.stored(await ctx.store.create(obj)), 201)
 
 
 @allow(*ANY_ROLE)
@@ -181,30 +196,34 @@ async def apply(request: web.Request) -> web.Response:
     obj = parse(where.kind, data)
     if not where.name:
         raise BadRequest(f"PUT needs the object's URL: …/{where.kind.plural}/{obj.metadata.name}")
-    store, dry = api_context(request).store, dry_run(request)
-    await check_event_write(identity(request), store, obj, replaces=True)
+    ctx, dry = api_context(request), dry_run(request)
+    await check_event_write(identity(request), ctx.store, obj, replaces=True)
     for _ in range(_RETRIES):
-        done = await _apply_once(store, obj, dry)
+        done = await _apply_once(ctx, where.kind, obj, dry)
         if done is not None:
             result, outcome = done
+            if not dry:
+                ctx.stored(result)
             return respond(where.kind, result, 201 if outcome == "created" else 200, {"X-Persys-Apply": outcome})
     raise Conflict(f'{where.kind.singular} "{where.name}" kept changing; retry')
 
 
-async def _apply_once(store: ObjectStore, obj: Resource, dry: bool) -> tuple[Resource, str] | None:
+async def _apply_once(ctx: ApiContext, kind: Kind, obj: Resource, dry: bool) -> tuple[Resource, str] | None:
     """One attempt at apply: (result, created|configured|unchanged), or None when a concurrent write
     won and the caller, who gave no resourceVersion, should try again."""
-    wanted, meta = obj.metadata.resourceVersion, obj.metadata
+    store, wanted, meta = ctx.store, obj.metadata.resourceVersion, obj.metadata
     try:
         current = await store.get(obj.kind, meta.namespace, meta.name)
     except NotFound:
         if wanted and not meta.uid:  # with a uid, the version is of that object (an export), not of this name
             raise
+        await ctx.admit(kind, obj, None)
         try:
             return (as_created(obj) if dry else await store.create(obj)), "created"
         except Conflict:
             return None  # created concurrently: update it instead
     check_uid(current, obj)  # before the retries below, which would take its Conflict for a race
+    await ctx.admit(kind, obj, current)
     if dry:
         updated = replaced(store.registry.get(obj.kind), current, obj)
         return updated, "unchanged" if updated.to_dict() == current.to_dict() else "configured"
@@ -247,7 +266,7 @@ async def put_status(request: web.Request) -> web.Response:
     wanted = str(meta.get("resourceVersion") or "")
     if wanted and not is_digits(wanted):
         raise BadRequest(f"metadata.resourceVersion must be a number, not {wanted!r}")
-    status = where.kind.parse_status(data.get("status"))
+    status = where.kind.parse_status(data.get("status"), data.get("apiVersion"))
     store, who = api_context(request).store, identity(request)
     if dry_run(request):
         current = await store.get(where.kind.kind, where.namespace, where.name)
@@ -296,19 +315,23 @@ async def patch(request: web.Request) -> web.Response:
         raise BadRequest(f"unsupported patch type {request.content_type!r}; use {MERGE_PATCH}")
     authorize(identity(request), "patch", where.kind, where.name)
     changes = await read_body(request)
-    store = api_context(request).store
+    ctx = api_context(request)
+    store = ctx.store
     for _ in range(_RETRIES):
         current = await store.get(where.kind.kind, where.namespace, where.name)
         merged = merge_patch(where.kind.to_wire(current), changes)
         merged.pop("status", None)
+        if "apiVersion" not in changes:
+            merged.pop("apiVersion", None)  # the URL's version, not the stored one the object reads as
         place(where, merged)
         obj = parse(where.kind, merged)
         check_uid(current, obj)
         await check_event_write(identity(request), store, obj, replaces=True)
+        await ctx.admit(where.kind, obj, current)
         if dry_run(request):
             return respond(where.kind, replaced(where.kind, current, obj))
         try:
-            return respond(where.kind, await store.replace(obj))
+            return respond(where.kind, ctx.stored(await store.replace(obj)))
         except Conflict:
             if obj.metadata.resourceVersion != current.metadata.resourceVersion:
                 raise  # the patch itself asked for a stale resourceVersion

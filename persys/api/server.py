@@ -2,7 +2,9 @@
 
 ``ApiServer`` is the supervised component ``persys server`` and ``persys up`` run; its
 ``/healthz`` reports every supervised task of its process (in ``persys up``, the whole
-cluster's, and its etcd child). ``ROUTE_MODULES`` lists the route modules other components
+cluster's, and its etcd child). Beside its listeners it follows the ResourceDefinitions
+(``persys.api.definitions``): it serves the stored ones before it listens, and each new one
+as soon as it is stored. ``ROUTE_MODULES`` lists the route modules other components
 contribute (one line each), loaded when they exist.
 """
 
@@ -17,10 +19,11 @@ from aiohttp import web
 
 from persys.api.app import RouteAdder, build_app, no_etcd_child
 from persys.api.context import ApiContext
+from persys.api.definitions import Definitions
 from persys.dns.registration import register_api_server
 from persys.httpedge import LIMITS, GuardedSite, ListenerLimits, app_runner
 from persys.observability.logging import get_logger
-from persys.runtime.supervisor import Component, Supervisor, run_process
+from persys.runtime.supervisor import Component, Service, Supervisor, run_process
 from persys.security.paths import HomePaths, read_cluster_id, read_hmac_secret
 from persys.security.tls import server_context
 from persys.store import Etcd
@@ -33,6 +36,7 @@ ROUTE_MODULES: tuple[str, ...] = (
 )
 
 log = get_logger("api")
+PRIME_TIMEOUT = 2.0  # seconds to read the definitions before listening; the informer catches up after
 
 
 def default_routes() -> list[RouteAdder]:
@@ -79,6 +83,7 @@ class ApiServer(Component):
         self.secure_listen = secure_listen
         routes = default_routes() if extra_routes is None else extra_routes
         self.app = build_app(ctx, routes, health=self.health, etcd_state=etcd_state)
+        self.definitions = Definitions(ctx)
         self._runner: web.AppRunner | None = None
         self.plain_port = listen[1]
         self.secure_port = secure_listen[1]
@@ -91,7 +96,11 @@ class ApiServer(Component):
     def secure_url(self) -> str:
         return f"https://{self.secure_listen[0]}:{self.secure_port}"
 
+    def background(self) -> list[Service]:
+        return self.definitions.services()
+
     async def open(self) -> None:
+        await self.definitions.prime(PRIME_TIMEOUT)
         runner = app_runner(self.app, self.limits, access_log=None, handler_cancellation=True, shutdown_timeout=2.0)
         await runner.setup()
         self._runner = runner

@@ -32,7 +32,7 @@ def _line(kind_of_event: str, obj: dict[str, Any]) -> bytes:
 
 
 def _bookmark(kind: Kind, revision: int) -> bytes:
-    return _line("BOOKMARK", {"kind": kind.kind, "apiVersion": "persys.dev/v1",
+    return _line("BOOKMARK", {"kind": kind.kind, "apiVersion": kind.api_version,
                               "metadata": {"resourceVersion": str(revision)}})
 
 

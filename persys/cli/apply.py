@@ -12,7 +12,7 @@ from persys.cli.printing import click_echo, console
 from persys.cli.session import call, client_options, option, report
 from persys.client import ApiClient
 from persys.errors import PersysError
-from persys.resources import REGISTRY, ObjectKey, manifest
+from persys.resources import ObjectKey, manifest
 
 
 @click.command()
@@ -42,7 +42,7 @@ def apply(ctx: click.Context, paths: tuple[str, ...], dry_run: bool, wait: bool,
                 report(e)
                 continue
             suffix = " (dry run)" if dry_run else ""
-            click_echo(f"{REGISTRY.get(obj.kind).singular}/{obj.metadata.name} {outcome}{suffix}")
+            click_echo(f"{client.registry.get(obj.kind).singular}/{obj.metadata.name} {outcome}{suffix}")
             if obj.kind == "Workload":
                 workloads.append(obj.key)
         if wait and workloads and not dry_run:

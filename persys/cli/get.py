@@ -7,22 +7,22 @@ from pathlib import Path
 import click
 
 from persys.cli.printing import RowPrinter, click_echo, dump, print_objects, wire
-from persys.cli.session import call, client_options, option
+from persys.cli.session import call, client_options, lookup_kind, option
 from persys.client import ApiClient
 from persys.errors import BadRequest
-from persys.resources import REGISTRY, Kind, Resource
+from persys.resources import Kind, Resource
 
 OUTPUTS = ("table", "wide", "json", "yaml", "name")
 
 
 def split_kind(kind_name: str, name: str | None) -> tuple[Kind, str | None]:
-    """``workload web`` or ``workload/web``."""
+    """``workload web`` or ``workload/web``; custom kinds too (``backup nightly``, ``backups.backup.example.com``)."""
     if "/" in kind_name:
         kind_name, _, slash_name = kind_name.partition("/")
         if name and name != slash_name:
             raise BadRequest(f"two names given: {slash_name!r} and {name!r}")
         name = slash_name
-    return REGISTRY.get(kind_name), name
+    return lookup_kind(kind_name), name
 
 
 @click.command()
@@ -39,7 +39,7 @@ def split_kind(kind_name: str, name: str | None) -> tuple[Kind, str | None]:
 def get(ctx: click.Context, kind_name: str, name: str | None, namespace: str, all_namespaces: bool,
         selector: str, output: str, watch: bool, show_secrets: bool, server: str | None,
         config_file: Path | None) -> None:
-    """Show objects of KIND (workloads/wl, nodes/no, events/ev, secrets), or the one called NAME."""
+    """Show objects of KIND (workloads/wl, nodes/no, events/ev, secrets, rd, a custom kind), or the one NAME."""
     kind, name = split_kind(kind_name, name)
     scope = None if all_namespaces else namespace
 

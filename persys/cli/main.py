@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "get": "persys.cli.get:get",
     "describe": "persys.cli.describe:describe",
     "delete": "persys.cli.delete:delete",
+    "explain": "persys.cli.explain:explain",
     "agent": "persys.cli.agent:agent",
     "up": "persys.cli.up:up",
     "logs": "persys.cli.logs:logs",

@@ -4,6 +4,10 @@
 so a CLI command and the API work it causes form one trace. When a DNS server is known
 (``--dns``, ``PERSYS_DNS`` or ``dns:`` in config.yaml) and no ``--server`` was given, it finds the
 live API servers by SRV and tries them in order, the configured server last.
+
+Kinds are looked up with ``lookup_kind``: a built-in kind at once, any other (a custom kind, by
+kind, plural, short name or ``kind.group``) from the server's discovery route, once per command.
+The command's client shares that registry (``command_registry``), so it knows what was found.
 """
 
 from __future__ import annotations
@@ -19,11 +23,14 @@ import click
 from persys.cli.config import ClientConfig, load
 from persys.client import ApiClient
 from persys.client.discovery import pick_api_server
-from persys.errors import PersysError
+from persys.errors import NotFound, PersysError
 from persys.observability import logging as plog
 from persys.observability import tracing
+from persys.resources import Kind, Registry
+from persys.resources.kinds import default_registry
 
 DNS_META = "persys.dns"  # where --dns leaves its value in ctx.meta (commands need no parameter for it)
+KINDS_META = "persys.kinds"  # the command's registry in ctx.meta (see command_registry)
 
 log = plog.get_logger("cli")
 
@@ -86,6 +93,26 @@ async def api_server(settings: ClientConfig, explicit: bool) -> str:
     return url
 
 
+def command_registry(ctx: click.Context) -> Registry:
+    """The kinds this command knows: the built-in ones, plus those the server's discovery told it."""
+    registry = ctx.meta.get(KINDS_META)
+    if not isinstance(registry, Registry):
+        registry = ctx.meta[KINDS_META] = default_registry()
+    return registry
+
+
+def lookup_kind(name: str, ctx: click.Context | None = None) -> Kind:
+    """The kind a user typed: a built-in one at once; any other asks the server's discovery (before
+    the command's own calls, with its ``--server``/``--config``). NotFound lists the kinds known."""
+    ctx = ctx or click.get_current_context()
+    try:
+        return command_registry(ctx).get(name)
+    except NotFound:
+        pass
+    server, config_file = ctx.params.get("server"), ctx.params.get("config_file")
+    return call(ctx, lambda client: client.resolve(name), server=server, config_file=config_file)
+
+
 def call(ctx: click.Context, fn: Callable[[ApiClient], Awaitable[T]], *, server: str | None,
          config_file: Path | None) -> T:
     """Run ``fn`` with an API client built from the config, inside the command's trace span."""
@@ -100,7 +127,7 @@ def call(ctx: click.Context, fn: Callable[[ApiClient], Awaitable[T]], *, server:
         async def run() -> T:
             url = await api_server(settings, explicit=server is not None)
             async with ApiClient(url, ca=settings.ca, cert=settings.cert, key=settings.key,
-                                 headers=headers) as client:
+                                 headers=headers, registry=command_registry(ctx)) as client:
                 return await fn(client)
 
         return asyncio.run(run())

@@ -2,6 +2,11 @@
 
 Errors come back as the ``PersysError`` the server described in its ``Status`` body (or, for an
 answer that is not a ``Status``, the class its HTTP code stands for).
+
+A client knows the built-in kinds; custom kinds it learns from the server's discovery route
+(``GET /apis``, ``discover``), by itself the first time a call names a kind it does not know
+(``resolve``), so ``client.get("Backup", "nightly")`` works once a definition serves Backups.
+Each client has a registry of its own unless one is given, which discovery then adds to.
 """
 
 from __future__ import annotations
@@ -14,8 +19,11 @@ from typing import Any
 
 import aiohttp
 
-from persys.errors import Unavailable, error_class, from_status
-from persys.resources import REGISTRY, Registry, Resource
+from persys.errors import NotFound, Unavailable, error_class, from_status
+from persys.resources import Kind, Registry, Resource
+from persys.resources.definitions import from_description
+from persys.resources.kinds import default_registry
+from persys.resources.registry import CORE_GROUP
 from persys.security.tls import client_context
 
 API_PREFIX = "/apis/persys.dev/v1"
@@ -34,10 +42,11 @@ class ApiClient:
     """Talks to one API server URL; ``ca``/``cert``/``key`` select mTLS (https URLs)."""
 
     def __init__(self, server: str, *, ca: Path | None = None, cert: Path | None = None,
-                 key: Path | None = None, timeout: float = 30.0, registry: Registry = REGISTRY,
+                 key: Path | None = None, timeout: float = 30.0, registry: Registry | None = None,
                  headers: Mapping[str, str] | None = None) -> None:
         self.server = server.rstrip("/")
-        self.registry = registry
+        self.registry = registry if registry is not None else default_registry()
+        self._discovered: set[str] = set()  # the kinds discovery registered
         self.timeout = timeout
         self._ssl = client_context(ca, cert, key) if self.server.startswith("https") else None
         self._headers = dict(headers or {})
@@ -60,11 +69,44 @@ class ApiClient:
             self._session = aiohttp.ClientSession(connector=connector, headers=self._headers)
         return self._session
 
+    async def discover(self) -> list[dict[str, Any]]:
+        """The kinds the server serves (``GET /apis``, schemas included); its custom kinds are registered
+        in this client's registry, and custom kinds an earlier discovery found but the server no longer
+        serves are forgotten. A kind whose names clash with one the registry has already is skipped."""
+        _, data, _ = await self.request("GET", "/apis")
+        entries: list[dict[str, Any]] = list(data.get("kinds") or []) if isinstance(data, dict) else []
+        served: set[str] = set()
+        for entry in entries:
+            if entry.get("group") == CORE_GROUP:
+                continue
+            kind = from_description(entry)
+            if not self.registry.clashes(kind):
+                self.registry.register(kind)
+                served.add(kind.kind)
+        for gone in self._discovered - served:
+            self.registry.unregister(gone)
+        self._discovered = served
+        return entries
+
+    async def resolve(self, name: str) -> Kind:
+        """The kind ``name`` stands for (kind, plural, short name or ``kind.group``), asking discovery
+        when this client does not know it yet; NotFound lists the kinds known then."""
+        try:
+            return self.registry.get(name)
+        except NotFound:
+            await self.discover()
+            return self.registry.get(name)
+
+    async def _path(self, kind_name: str, namespace: str | None = None, name: str | None = None,
+                    subresource: str | None = None) -> str:
+        await self.resolve(kind_name)
+        return self.path(kind_name, namespace, name, subresource)
+
     def path(self, kind_name: str, namespace: str | None = None, name: str | None = None,
              subresource: str | None = None) -> str:
-        """The API path of a kind's collection, an object, or its subresource."""
+        """The API path of a kind's collection, an object, or its subresource (of a kind the registry has)."""
         kind = self.registry.get(kind_name)
-        parts = [API_PREFIX]
+        parts = [f"/apis/{kind.group}/{kind.version}"]
         if kind.namespaced and namespace:
             parts.append(f"namespaces/{namespace}")
         parts.append(kind.plural)
@@ -102,31 +144,31 @@ class ApiClient:
         return self.registry.get(obj.kind).to_wire(obj)
 
     async def get(self, kind: str, name: str, namespace: str = "default") -> Resource:
-        _, data, _ = await self.request("GET", self.path(kind, namespace, name))
+        _, data, _ = await self.request("GET", await self._path(kind, namespace, name))
         return self._obj(data)
 
     async def list(self, kind: str, namespace: str | None = "default",
                    selector: str = "") -> tuple[list[Resource], str]:
         """Objects of ``kind`` in ``namespace`` (None: all namespaces) and the list's resourceVersion."""
         params = {"labelSelector": selector} if selector else None
-        _, data, _ = await self.request("GET", self.path(kind, namespace), params=params)
+        _, data, _ = await self.request("GET", await self._path(kind, namespace), params=params)
         return [self._obj(item) for item in data.get("items", [])], str(data["metadata"]["resourceVersion"])
 
     async def create(self, obj: Resource, *, dry_run: bool = False) -> Resource:
-        _, data, _ = await self.request("POST", self.path(obj.kind, obj.metadata.namespace or "default"),
+        _, data, _ = await self.request("POST", await self._path(obj.kind, obj.metadata.namespace or "default"),
                                         body=self._body(obj), params=_dry(dry_run))
         return self._obj(data)
 
     async def apply(self, obj: Resource, *, dry_run: bool = False) -> tuple[Resource, str]:
         """Create or update (PUT); the result is ``created``, ``configured`` or ``unchanged``."""
         _, data, headers = await self.request(
-            "PUT", self.path(obj.kind, obj.metadata.namespace or "default", obj.metadata.name),
+            "PUT", await self._path(obj.kind, obj.metadata.namespace or "default", obj.metadata.name),
             body=self._body(obj), params=_dry(dry_run))
         return self._obj(data), headers.get("X-Persys-Apply", "configured")
 
     async def apply_raw(self, document: dict[str, Any], *, dry_run: bool = False) -> tuple[Resource, str]:
         """Like ``apply`` for a manifest document as written, so the server validates it."""
-        kind = self.registry.get(str(document.get("kind") or ""))
+        kind = await self.resolve(str(document.get("kind") or ""))
         meta = document.get("metadata") or {}
         namespace = meta.get("namespace") or "default"
         _, data, headers = await self.request("PUT", self.path(kind.kind, namespace, str(meta.get("name") or "")),
@@ -135,19 +177,20 @@ class ApiClient:
 
     async def update_status(self, kind: str, name: str, status: dict[str, Any], *, namespace: str = "default",
                             resource_version: str = "") -> Resource:
-        body = {"kind": self.registry.get(kind).kind, "apiVersion": "persys.dev/v1",
+        known = await self.resolve(kind)
+        body = {"kind": known.kind, "apiVersion": known.api_version,
                 "metadata": {"name": name, "namespace": namespace, "resourceVersion": resource_version},
                 "status": status}
-        _, data, _ = await self.request("PUT", self.path(kind, namespace, name, "status"), body=body)
+        _, data, _ = await self.request("PUT", await self._path(kind, namespace, name, "status"), body=body)
         return self._obj(data)
 
     async def patch(self, kind: str, name: str, patch: dict[str, Any], *, namespace: str = "default") -> Resource:
-        _, data, _ = await self.request("PATCH", self.path(kind, namespace, name), body=patch,
+        _, data, _ = await self.request("PATCH", await self._path(kind, namespace, name), body=patch,
                                         headers={"Content-Type": "application/merge-patch+json"})
         return self._obj(data)
 
     async def delete(self, kind: str, name: str, *, namespace: str = "default") -> Resource | None:
-        _, data, _ = await self.request("DELETE", self.path(kind, namespace, name))
+        _, data, _ = await self.request("DELETE", await self._path(kind, namespace, name))
         return self._obj(data) if isinstance(data, dict) and data.get("kind") != "Status" else None
 
     async def stream(self, method: str, path: str, *,
@@ -168,13 +211,14 @@ class ApiClient:
     async def watch(self, kind: str, namespace: str | None = "default", *, resource_version: str = "",
                     selector: str = "") -> AsyncIterator[WatchItem]:
         """Stream changes after ``resource_version``; ends when the server closes the stream."""
+        path = await self._path(kind, namespace)
         params = {"watch": "true"}
         if resource_version:
             params["resourceVersion"] = resource_version
         if selector:
             params["labelSelector"] = selector
         try:
-            async with self._http().get(self.server + self.path(kind, namespace), params=params,
+            async with self._http().get(self.server + path, params=params,
                                         timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeout)) as resp:
                 if resp.status >= 400:
                     body = await resp.json(content_type=None)

@@ -1,15 +1,16 @@
-"""The built-in kinds (Workload, Node, Event, Secret) and the default registry holding them."""
+"""The built-in kinds (Workload, Node, Event, Secret, Lease, ResourceDefinition) and the default registry."""
 
 from __future__ import annotations
 
 import posixpath
-from datetime import UTC, datetime
 from typing import Any
 
 from persys.errors import Cause
+from persys.resources.columns import age
+from persys.resources.definitions import RESOURCE_DEFINITION
 from persys.resources.formats import check_inner_path
 from persys.resources.lease import LEASE
-from persys.resources.model import Resource, parse_time
+from persys.resources.model import Resource
 from persys.resources.phase import ContainerState, DesiredState, Phase
 from persys.resources.registry import LABELS, Kind, Registry
 from persys.resources.schema import Schema
@@ -131,17 +132,6 @@ def _compose_checks(compose: dict[str, Any]) -> list[Cause]:
     return [Cause("spec.compose.file", msg)] if msg else []
 
 
-def age(obj: Resource) -> str:
-    """Kubernetes-style age (``5s``, ``3m``, ``2h``, ``4d``) since creation."""
-    if not obj.metadata.creationTimestamp:
-        return "<unknown>"
-    seconds = int((datetime.now(UTC) - parse_time(obj.metadata.creationTimestamp)).total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{max(seconds, 0)}s"
-
-
 def condition(obj: Resource, kind: str) -> str:
     for cond in obj.status.get("conditions", []):
         if cond.get("type") == kind:
@@ -156,6 +146,7 @@ def _node_status(obj: Resource) -> str:
 
 WORKLOAD = Kind(
     kind="Workload", plural="workloads", namespaced=True, short_names=("wl",),
+    description="A container or a compose app that Persys runs on a node and keeps in its desired state.",
     spec_schema=WORKLOAD_SPEC, status_schema=WORKLOAD_STATUS, cross_checks=(_workload_checks,),
     server_fields=("nodeName",),
     columns=(
@@ -175,6 +166,7 @@ WORKLOAD = Kind(
 
 NODE = Kind(
     kind="Node", plural="nodes", namespaced=False, short_names=("no",),
+    description="A machine whose agent runs workloads; it registers itself and reports its capacity.",
     spec_schema={"type": "object", "properties": {
         "address": STRING, "labels": {**LABELS, "default": {}},
         "unschedulable": {"type": "boolean", "default": False},
@@ -199,6 +191,7 @@ NODE = Kind(
 
 EVENT = Kind(
     kind="Event", plural="events", namespaced=True, short_names=("ev",), lease_ttl=3600,
+    description="Something that happened to an object (it expires after an hour).",
     status_subresource=False,
     spec_schema={"type": "object", "properties": {
         "involvedObject": {"type": "object", "properties": {
@@ -221,6 +214,7 @@ EVENT = Kind(
 
 SECRET = Kind(
     kind="Secret", plural="secrets", namespaced=True, spec_field="data", sensitive=True,
+    description="Values such as git tokens, never printed unless asked for.",
     status_subresource=False,
     spec_schema={"type": "map", "values": STRING},
     columns=(
@@ -234,7 +228,7 @@ SECRET = Kind(
 def default_registry() -> Registry:
     """A registry with the built-in kinds; user-defined kinds are registered on top."""
     registry = Registry()
-    for kind in (WORKLOAD, NODE, EVENT, SECRET, LEASE):
+    for kind in (WORKLOAD, NODE, EVENT, SECRET, LEASE, RESOURCE_DEFINITION):
         registry.register(kind)
     return registry
 
