@@ -22,6 +22,10 @@ deleted, the dependents of an object that went, the owners of one that goes), so
 that make most of the traffic cost a filter, not a reconcile. The kinds are those registered when
 the manager is built, less those stored on an etcd lease (Events): they expire by themselves, and
 caching the busiest kind of all would cost every controller process its memory for nothing.
+Custom kinds come and go with their ResourceDefinitions: a definition's key is reconciled like any
+object's, and following it registers its kind in this process's registry and starts an informer
+for it (``Manager.follow``); once the definition is gone (the API deleted its objects first), the
+informer stops. Each term starts from the built-in kinds and follows the definitions again.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from persys.controllers.ownership import (
     without_owners,
 )
 from persys.errors import Conflict, NotFound
+from persys.resources.definitions import RESOURCE_DEFINITION, kind_of
 from persys.resources.model import GC_FINALIZERS, ObjectKey, OwnerReference, Resource
 from persys.resources.registry import Kind
 from persys.runtime.controller import Controller, Result, Watch
@@ -46,6 +51,7 @@ from persys.runtime.informer import DELETED
 from persys.runtime.manager import Manager
 
 OWNER_UID = "gc/owner-uid"
+RD = RESOURCE_DEFINITION.kind
 RECHECK = 0.5  # seconds: a dependent that changed while judged is judged again from a fresher cache
 
 
@@ -69,13 +75,21 @@ class GarbageCollector(Controller):
     def __init__(self) -> None:
         super().__init__()
         self.kinds: list[str] = []
+        self._builtin: list[str] = []
+        self._custom: dict[str, str] = {}  # definition name -> the kind followed for it
 
     def bind(self, manager: Manager) -> None:
         """Watch every kind registered now. ``Controller`` wants a home kind: any serves, as the keys carry
         their own, and every kind (that one too) is wired alike through ``watches()``."""
-        self.kinds = [kind.kind for kind in manager.store.registry.all() if kind.lease_ttl is None]
+        self._builtin = [kind.kind for kind in manager.store.registry.all() if kind.lease_ttl is None]
+        self.kinds = list(self._builtin)
         self.kind = self.kinds[0]
         super().bind(manager)
+
+    def setup(self) -> None:
+        """A new term follows the definitions anew (one may have gone while another process led)."""
+        for definition in list(self._custom):
+            self._unfollow(definition, gone=False)
 
     def watches(self) -> Sequence[Watch]:
         return [Watch(kind, self._keys, indexes={OWNER_UID: owner_uids}) for kind in self.kinds]
@@ -92,6 +106,8 @@ class GarbageCollector(Controller):
     # -- which keys a change concerns --
 
     def _keys(self, event_type: str, obj: Resource, old: Resource | None) -> Iterator[ObjectKey]:
+        if obj.kind == RD:
+            yield obj.key  # a kind to follow or to stop following
         refs_changed = old is None or old.metadata.ownerReferences != obj.metadata.ownerReferences
         if event_type != DELETED and ((obj.metadata.ownerReferences and refs_changed) or settling(obj)):
             yield obj.key
@@ -120,6 +136,8 @@ class GarbageCollector(Controller):
     # -- reconcile: the object as an owner being deleted, then as a dependent --
 
     async def reconcile(self, key: ObjectKey) -> Result:
+        if key.kind == RD:
+            await self._follow_definition(key)
         if key.kind not in self.kinds:
             return Result()
         obj = self.informer(key.kind).get(key)
@@ -130,6 +148,44 @@ class GarbageCollector(Controller):
         if obj.metadata.ownerReferences:
             return await self._collect(obj)
         return Result()
+
+    # -- custom kinds --
+
+    async def _follow_definition(self, key: ObjectKey) -> None:
+        definition = self.informer(RD).get(key)
+        name = key.name
+        if definition is None:
+            self._unfollow(name, gone=True)
+            return
+        if name in self._custom:
+            return
+        kind = kind_of(definition)
+        try:
+            self.store.registry.register(kind)
+        except ValueError as e:  # the API refuses clashes; two definitions admitted at one moment may still
+            self.log.warning("definition's kind not collected: its names clash", definition=name, error=str(e))
+            return
+        informer = await self.manager.follow(kind.kind)
+        informer.add_index(OWNER_UID, owner_uids)
+        informer.add_handler(self._mapper(self._keys), owner=self)
+        self._custom[name] = kind.kind
+        self.kinds.append(kind.kind)
+        self.log.info("collecting kind", kind=kind.kind, group=kind.group)
+        for other in self.kinds:  # dependents judged while their owners' kind was unknown: judge them again
+            for obj in self.informer(other).objects():
+                if any(ref.kind == kind.kind for ref in obj.metadata.ownerReferences):
+                    self.queue.add(obj.key)
+
+    def _unfollow(self, definition: str, *, gone: bool) -> None:
+        """Stop watching a definition's kind; forget the kind too when the definition is ``gone``."""
+        kind = self._custom.pop(definition, None)
+        if kind is None:
+            return
+        self.kinds.remove(kind)
+        self.manager.unfollow(kind)
+        if gone:
+            self.store.registry.unregister(kind)
+        self.log.info("no longer collecting kind", kind=kind)
 
     async def _settle(self, owner: Resource) -> None:
         step = settle(owner, self.dependents(owner.metadata.uid))

@@ -16,7 +16,7 @@ from persys.controllers.monitor import Monitor
 from persys.controllers.reconciler import Reconciler
 from persys.controllers.scheduler import Scheduler
 from persys.controllers.status import StatusController
-from persys.resources.kinds import REGISTRY
+from persys.resources.kinds import default_registry
 from persys.resources.registry import Registry
 from persys.runtime.clock import Clock
 from persys.runtime.manager import Manager
@@ -40,13 +40,14 @@ def build_manager(etcd_endpoints: str | Sequence[str], *, home: Path | None = No
                   listen: str | None = "127.0.0.1:7072", config: ControllersConfig | None = None,
                   hmac_secret: bytes | None = None, identity: str | None = None, clock: Clock | None = None,
                   controllers: Sequence[str] = ALL_CONTROLLERS, extra: Sequence[Extra] = (),
-                  registry: Registry = REGISTRY) -> Manager:
+                  registry: Registry | None = None) -> Manager:
     """A manager running ``controllers`` against the etcd at ``etcd_endpoints``.
 
     The agents' HMAC secret is ``hmac_secret`` or read from ``$PERSYS_HOME/pki/agent-hmac.secret``
     (key id ``default``). ``controllers`` picks which of these run (all by default); ``extra``
     callables add more to the manager before it runs (``dns_registrar(zone)``, your own).
-    The manager owns its etcd connection and agent clients and closes them.
+    The manager owns its etcd connection and agent clients and closes them. Its kinds are the
+    built-in ones in a ``registry`` of its own (the garbage collector adds custom kinds to it).
     """
     unknown = set(controllers) - set(ALL_CONTROLLERS)
     if unknown:
@@ -55,7 +56,7 @@ def build_manager(etcd_endpoints: str | Sequence[str], *, home: Path | None = No
     if hmac_secret is None:
         hmac_secret = read_hmac_secret(HomePaths(home or default_home()).hmac_secret)
     etcd = Etcd(etcd_endpoints)
-    manager = Manager(etcd, registry=registry, component="controllers", identity=identity,
+    manager = Manager(etcd, registry=registry or default_registry(), component="controllers", identity=identity,
                       lease_ttl=config.lease_ttl, clock=clock, listen=parse_listen(listen),
                       stall_seconds=config.watch_stall_seconds, owns_etcd=True)
     agents = AgentPool(HMAC_KEY_ID, hmac_secret, timeout=config.agent_timeout,

@@ -73,6 +73,7 @@ class Manager:
         self.port: int | None = None
         self.leading = asyncio.Event()
         self.supervisor = Supervisor(component)
+        self._running = False  # the supervisor runs: an informer added now is started at once
 
     # -- building --
 
@@ -86,6 +87,22 @@ class Manager:
 
     def informers(self) -> list[Informer]:
         return list(self._informers.values())
+
+    async def follow(self, kind: str) -> Informer:
+        """The informer of a kind registered while the manager runs (a custom kind), started now.
+
+        Before ``run`` this is ``informer``: ``run`` starts it with the others.
+        """
+        informer = self.informer(kind)
+        name = f"informer-{informer.kind}"
+        if self._running and name not in self.supervisor.tasks():
+            await self.supervisor.start(Named(name, informer.run))
+        return informer
+
+    def unfollow(self, kind: str) -> None:
+        """Stop and drop the informer ``follow`` started (its kind is no longer served)."""
+        if self._informers.pop((kind, None), None) is not None:
+            self.supervisor.cancel(f"informer-{kind}")
 
     def add(self, controller: Controller) -> Controller:
         controller.bind(self)
@@ -116,9 +133,11 @@ class Manager:
             async with self.supervisor:
                 for informer in self.informers():
                     await self.supervisor.start(Named(f"informer-{informer.kind}", informer.run))
+                self._running = True
                 await self.supervisor.start(Named("leader", self._lead))
                 await self._stop.wait()
         finally:
+            self._running = False
             self._stop.set()  # however we got here (stop() or cancellation), nothing may campaign again
             await asyncio.shield(self._shutdown(runner))
 

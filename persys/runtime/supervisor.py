@@ -157,6 +157,13 @@ class Supervisor:
         if ready is not None and first is not None:
             await _until_ready(ready, first)
 
+    def cancel(self, name: str) -> None:
+        """Stop the task ``name`` for good (not restarted, no longer failing); nothing when it is not running."""
+        task = self._tasks.pop(name, None)
+        if task is not None:
+            task.cancel()
+        self._failures.pop(name, None)
+
     def health(self, scope: str = "") -> Health:
         """The failing tasks (within ``scope``, see ``in_scope``); a restarted task counts until stable."""
         now = self.clock.now()

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from controller_support import ManagerFactory, NodeFactory, eventually, workload
 
 from persys.controllers.conditions import FINALIZER
 from persys.errors import Conflict, NotFound
 from persys.resources import REGISTRY, Resource
+from persys.resources.definitions import kind_of
+from persys.resources.kinds import default_registry
 from persys.resources.model import FOREGROUND_DELETION, OwnerReference, Propagation
 from persys.runtime import Manager
 from persys.store import ObjectStore
+from tests.support.backup import backup, definition
 
 HOLD = "example.com/hold"  # a finalizer of nobody's: keeps an object being deleted until the test lets go
 
@@ -189,3 +193,24 @@ async def _running(store: ObjectStore, obj: Resource) -> bool:
     found = await find(store, obj)
     return found is not None and found.status.get("containerState") == "running" \
         and FINALIZER in found.metadata.finalizers
+
+
+async def test_custom_kinds_are_collected_from_the_moment_their_definition_is_stored(
+        store: ObjectStore, controllers: ManagerFactory) -> None:
+    manager = await gc(controllers)
+    followed = lambda: {i.kind for i in manager.informers()}  # noqa: E731
+    assert "Backup" not in followed()
+    stored = await store.create(REGISTRY.parse(definition()))
+    registry = default_registry()
+    registry.register(kind_of(stored))
+    backups = ObjectStore(store.etcd, registry)  # a client that knows the kind, as an API server would
+    owner = await backups.create(registry.parse(backup("nightly")))
+    kid = await child(store, "kid", owner)  # owned by a Backup before or after the collector follows the kind
+    await eventually(lambda: "Backup" in followed(), what="the collector following Backup")
+    await delete(backups, owner)
+    await eventually(lambda: gone(store, kid), what="the Backup's dependent collected")
+
+    await store.delete("ResourceDefinition", "", stored.metadata.name)
+    await eventually(lambda: "Backup" not in followed(), what="the collector no longer following Backup")
+    with pytest.raises(NotFound):
+        manager.store.registry.get("Backup")
