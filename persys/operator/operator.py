@@ -100,9 +100,10 @@ class Operator:
             return handler
         return register
 
-    def kinds(self) -> list[str]:
-        """The kinds with handlers."""
-        return list(self._kinds)
+    def kinds(self) -> list[tuple[str, str]]:
+        """(apiVersion, kind) of every kind with handlers, then the child kinds they declare they own."""
+        handled = [(entry.api_version, entry.kind) for entry in self._kinds.values()]
+        return handled + [("", kind) for entry in self._kinds.values() for kind in entry.owns]
 
     def controllers(self, host: Host) -> list[HandlerController]:
         """One controller per kind with a reconcile or finalize handler, one per timer."""

@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from persys.client.api import ApiClient
-from persys.errors import NotLeader
+from persys.errors import BadRequest, NotFound, NotLeader, Unavailable
 from persys.observability.logging import get_logger
 from persys.operator.events import EventRecorder
 from persys.operator.handlers import HandlerController
@@ -32,6 +32,7 @@ from persys.operator.owners import OWNER_INDEX, controller_uid
 from persys.resources.kinds import default_registry
 from persys.resources.model import Resource
 from persys.resources.registry import Registry
+from persys.runtime.backoff import Backoff
 from persys.runtime.clock import Clock, SystemClock
 from persys.runtime.expectations import Expectations
 from persys.runtime.informer import Informer, stats
@@ -149,9 +150,27 @@ class OperatorRunner(Component):
             await self._listener.start()
             log.info("serving metrics and health", operator=self.name, port=self._listener.port)
         if not self.controllers:
+            await self._learn_kinds()
             self.controllers = self.operator.controllers(self)
             for controller in self.controllers:
                 controller.attach(self)
+
+    async def _learn_kinds(self) -> None:
+        """Wait until the API serves every kind the operator names (its ResourceDefinition may come later)."""
+        retry = Backoff(0.5, 10.0)
+        for api_version, name in self.operator.kinds():
+            while True:
+                try:
+                    kind = await self.reader.resolve(name)
+                    break
+                except (NotFound, Unavailable) as e:
+                    delay = retry.next()
+                    log.warning("waiting for the API to serve a kind", kind=name, error=e.message,
+                                retry_in=round(delay, 1))
+                    await asyncio.sleep(delay)
+            if api_version and kind.api_version != api_version:
+                raise BadRequest(f"{self.name} handles {name} of {api_version}, but the API serves {name} "
+                                 f"as {kind.api_version}")
 
     def background(self) -> list[Any]:
         self._running |= set(self._informers)
