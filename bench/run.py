@@ -27,6 +27,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str], int]] = {
     "e2e": ("e2e.py", [], ["--quick"], 900),
     "scale": ("scale.py", ["--profile"], ["--quick"], 720),
     "listing": ("listing.py", [], ["--quick"], 600),
+    "operator": ("operator.py", [], ["--quick"], 600),
 }
 
 
