@@ -9,7 +9,9 @@ A gateway request without ``Impersonate-User`` is refused too: the gateway acts 
 
 ``effective_user(request)`` is the one answer to "who is this request" that the rest of the API
 (authorization, and the audit log) reads: the impersonated user, with the gateway's identity in
-``impersonated_by``, or the certificate's identity with its role as its only group.
+``impersonated_by``, or the certificate's identity with its role as its only group. The auth
+middleware (``persys.api.middleware.guard``) resolves it once per request; impersonation headers
+mean nothing on the public routes (health, version, metrics, openapi).
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from persys.api.access import User
-from persys.api.auth import Identity, identity
-from persys.errors import BadRequest, Forbidden, Unauthorized
+from persys.api.auth import IDENTITY, Identity
+from persys.errors import BadRequest, Forbidden
 from persys.security.impersonation import IMPERSONATE_GROUP, IMPERSONATE_USER
 from persys.security.pki import GATEWAY
 
@@ -27,6 +29,7 @@ MAX_VALUE = 256
 MAX_GROUPS = 200
 
 USER = web.RequestKey("persys_user", User)
+ANONYMOUS = User("system:anonymous", ("system:unauthenticated",))  # as Kubernetes names such requests
 
 
 def _value(header: str, value: str) -> str:
@@ -49,7 +52,7 @@ def resolve(request: web.Request, who: Identity) -> User:
         if headers:
             raise Forbidden(f"{who.name!r} (role {who.role or 'none'}) may not impersonate: the {headers[0]} "
                             f"header is accepted from the {GATEWAY} role only")
-        return User(who.name, (who.role,) if who.role else ())
+        return certificate_user(who)
     unknown = [h for h in headers if h.lower() not in (IMPERSONATE_USER.lower(), IMPERSONATE_GROUP.lower())]
     if unknown:
         raise BadRequest(f"unsupported impersonation header {unknown[0]}; use {IMPERSONATE_USER} and "
@@ -66,11 +69,17 @@ def resolve(request: web.Request, who: Identity) -> User:
                 tuple(dict.fromkeys(_value(IMPERSONATE_GROUP, g) for g in groups)), impersonated_by=who.name)
 
 
+def certificate_user(who: Identity) -> User:
+    """The user a request is that acts as its own certificate: its CN, with its role as its one group."""
+    return User(who.name, (who.role,) if who.role else ())
+
+
 def effective_user(request: web.Request) -> User:
-    """Who this request acts as (see the module docstring); the one place every reader asks."""
+    """Who this request acts as (see the module docstring); the one place every reader asks. Never raises:
+    a request refused before its impersonation was accepted is its certificate's, and one without a
+    certificate (the plain listener) is ``ANONYMOUS``."""
     found = request.get(USER)
     if isinstance(found, User):
         return found
-    if not request.secure:
-        raise Unauthorized("request is not authenticated")
-    return resolve(request, identity(request))
+    who = request.get(IDENTITY)
+    return certificate_user(who) if isinstance(who, Identity) else ANONYMOUS

@@ -21,7 +21,7 @@ from opentelemetry.trace import SpanKind, Tracer
 from prometheus_client import Counter, Histogram
 
 from persys.api.auth import IDENTITY, Handler, allowed_roles, peer_identity
-from persys.api.impersonation import USER, resolve
+from persys.api.impersonation import USER, certificate_user, resolve
 from persys.errors import Forbidden, NotFound
 from persys.httpedge import error_middleware
 from persys.observability import tracing
@@ -92,6 +92,7 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     request[IDENTITY] = who
     roles = allowed_roles(request.match_info.handler)
     if PUBLIC in roles:
+        request[USER] = certificate_user(who)
         return await handler(request)
     user = request[USER] = resolve(request, who)
     if request.match_info.http_exception is None and who.role not in roles:

@@ -66,6 +66,8 @@ async def test_gateway_without_impersonation_may_do_nothing(api: RunningApi, gat
     status, body, _ = await raw_request(api, "GET", "/apis/persys.dev/v1/namespaces/default/workloads",
                                         identity="gateway", headers={"Impersonate-Group": "github-org:acme"})
     assert status == 403 and "Impersonate-User" in json.loads(body)["message"]
+    status, _, _ = await raw_request(api, "GET", "/version", identity="gateway")  # public routes stay public
+    assert status == 200
 
 
 async def test_impersonation_from_any_other_role_is_refused(api: RunningApi, gateway_cert: HomePaths) -> None:
@@ -200,3 +202,19 @@ async def test_bad_access_reviews_name_the_field(api: RunningApi) -> None:
     for raw_body in (b"", b"[1]", b"{bad"):
         status, _, _ = await raw_request(api, "POST", path, body=raw_body)
         assert status == 400
+
+
+def test_effective_user_never_raises() -> None:
+    from aiohttp.test_utils import make_mocked_request
+
+    from persys.api.access import User
+    from persys.api.auth import IDENTITY, Identity
+    from persys.api.impersonation import ANONYMOUS, USER, effective_user
+    from persys.security.pki import GATEWAY
+
+    request = make_mocked_request("GET", "/version")
+    assert effective_user(request) == ANONYMOUS
+    request[IDENTITY] = Identity("gateway", GATEWAY)  # refused before its impersonation was accepted
+    assert effective_user(request).name == "gateway" and not effective_user(request).impersonated
+    request[USER] = impersonated = User("github:x", (), impersonated_by="gateway")
+    assert effective_user(request) is impersonated
