@@ -10,7 +10,8 @@ that could point another node's workload at itself would be sent that workload's
 Operators (``persys operator run``, outside the control plane) may read every kind but the
 sensitive ones (Secrets) and write (and delete) the kinds they exist to manage: custom kinds,
 Workloads, Events and the Leases they elect their leader on; never Nodes, Secrets or the
-definitions of kinds.
+definitions of kinds. The gateway (``persys:gateway``) may do nothing as itself: it acts for the
+users it impersonates, whose requests the RoleBindings decide (``persys.api.permission``).
 ``authorize`` checks what the URL names; ``check_status_write`` and ``check_event_write`` check
 what a node's body says against the stored objects it concerns.
 """
@@ -25,13 +26,14 @@ from aiohttp import web
 
 from persys.errors import Forbidden, NotFound, Unauthorized
 from persys.resources import Kind, Resource
-from persys.security.pki import AGENTS, OPERATORS, cert_identity
+from persys.security.pki import AGENTS, GATEWAY, OPERATORS, cert_identity
 from persys.store import ObjectStore
 
 ADMINS = "persys:admins"
 CONTROLLERS = "persys:controllers"
 FULL_ACCESS = frozenset({ADMINS, CONTROLLERS})
-ANY_ROLE = frozenset({ADMINS, CONTROLLERS, AGENTS, OPERATORS})
+ANY_ROLE = frozenset({ADMINS, CONTROLLERS, AGENTS, OPERATORS, GATEWAY})
+"""The roles the object and discovery routes admit; each request is then authorized on its own."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -5,6 +5,8 @@ with ``api_context(request)``. Each server has a registry of its own: the built-
 the custom kinds it serves, which it learns at runtime (``persys.api.definitions``).
 Components that must see writes before or after the store does hook in through ``admission``
 (may refuse or complete an object, dry runs included) and ``written`` (told what was stored).
+``bindings`` is where authorization reads the RoleBindings and ClusterRoleBindings from (the API
+server's cache, ``persys.api.permission``); without one they are read from etcd.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ Admit = Callable[[Kind, Resource, Resource | None], Awaitable[None]]
 """Called with (kind, the object to write, the stored object or None) before a create, apply or patch."""
 Written = Callable[[Resource], None]
 """Called with the object a create, apply or patch stored."""
+Bindings = Callable[[], Awaitable[list[Resource]]]
+"""Every stored RoleBinding and ClusterRoleBinding."""
 
 
 @dataclass
@@ -38,6 +42,7 @@ class ApiContext:
     watches: set[asyncio.Task[Any]] = field(default_factory=set)  # cancelled at shutdown
     admission: list[Admit] = field(default_factory=list)
     written: list[Written] = field(default_factory=list)
+    bindings: Bindings | None = None
 
     def __post_init__(self) -> None:
         self.store = ObjectStore(self.etcd, self.registry)

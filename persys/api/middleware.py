@@ -3,7 +3,9 @@
 Order (outermost first): ``observe`` binds the request id, opens the server span and records
 metrics around everything; ``errors`` (``persys.httpedge``'s, the agent's too) turns every
 failure into a JSON ``Status`` with the code of the error's class; ``guard`` keeps the plain
-listener to its few public paths and checks the client certificate's role on the mTLS listener.
+listener to its few public paths, and on the mTLS listener reads who the request acts as
+(``persys.api.impersonation``: the certificate, or the user the gateway impersonates) and checks the
+certificate's role against the route.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from opentelemetry.trace import SpanKind, Tracer
 from prometheus_client import Counter, Histogram
 
 from persys.api.auth import IDENTITY, Handler, allowed_roles, peer_identity
+from persys.api.impersonation import USER, certificate_user, resolve
 from persys.errors import Forbidden, NotFound
 from persys.httpedge import error_middleware
 from persys.observability import tracing
@@ -88,8 +91,13 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     who = peer_identity(request)
     request[IDENTITY] = who
     roles = allowed_roles(request.match_info.handler)
-    if request.match_info.http_exception is None and PUBLIC not in roles and who.role not in roles:
-        raise Forbidden(f"{who.name!r} (role {who.role or 'none'}) may not {request.method} {request.path}")
+    if PUBLIC in roles:
+        request[USER] = certificate_user(who)
+        return await handler(request)
+    user = request[USER] = resolve(request, who)
+    if request.match_info.http_exception is None and who.role not in roles:
+        acting = f" acting for {user.describe()}" if user.impersonated else ""
+        raise Forbidden(f"{who.name!r} (role {who.role or 'none'}){acting} may not {request.method} {request.path}")
     return await handler(request)
 
 

@@ -1,9 +1,11 @@
 """The generic object routes: get, list, create, apply, status, merge patch and delete on any kind.
 
 Handlers find the kind by the URL's group, version and plural in the registry, so a user-defined
-kind is served as soon as it is registered. Validation is the kind's own (``Kind.parse``), then the
-server's admission hooks (``ApiContext.admission``, dry runs too); storage is ``ObjectStore``'s,
-with compare-and-swap on ``metadata.resourceVersion`` when a body carries it.
+kind is served as soon as it is registered. Each handler authorizes its request with
+``persys.api.permission.permit`` (certificate roles, or the bindings of an impersonated user).
+Validation is the kind's own (``Kind.parse``), then the server's admission hooks
+(``ApiContext.admission``, dry runs too); storage is ``ObjectStore``'s, with compare-and-swap
+on ``metadata.resourceVersion`` when a body carries it.
 """
 
 from __future__ import annotations
@@ -17,13 +19,13 @@ from persys.api.auth import (
     ANY_ROLE,
     Identity,
     allow,
-    authorize,
     check_event_write,
     check_status_write,
     identity,
     is_node,
 )
 from persys.api.context import ApiContext, api_context
+from persys.api.permission import permit
 from persys.api.watch import watch_stream
 from persys.errors import BadRequest, Cause, Conflict, Invalid, NotFound
 from persys.httpedge import is_digits, read_json
@@ -154,13 +156,13 @@ async def get_or_list(request: web.Request) -> web.StreamResponse:
     where = target(request)
     store = api_context(request).store
     if where.name:
-        authorize(identity(request), "get", where.kind, where.name)
+        await permit(request, "get", where.kind, where.namespace, where.name)
         return respond(where.kind, await store.get(where.kind.kind, where.namespace, where.name))
     selector = Selector(request.query.get("labelSelector", ""))
     if request.query.get("watch") in ("true", "1"):
-        authorize(identity(request), "watch", where.kind, None)
+        await permit(request, "watch", where.kind, where.namespace, None)
         return await watch_stream(request, where.kind, where.namespace or None, selector)
-    authorize(identity(request), "list", where.kind, None)
+    await permit(request, "list", where.kind, where.namespace, None)
     items, revision = await store.list_wire(where.kind.kind, where.namespace or None, selector)
     if not where.kind.builtin:  # objects read as the stored version (see Kind.from_wire)
         for item in items:
@@ -176,7 +178,7 @@ async def create(request: web.Request) -> web.Response:
     """Create an object (201); 409 when it exists."""
     where = target(request)
     data = await read_body(request)
-    authorize(identity(request), "create", where.kind, place(where, data))
+    await permit(request, "create", where.kind, where.namespace, place(where, data))
     obj = parse(where.kind, data)
     ctx = api_context(request)
     await check_event_write(identity(request), ctx.store, obj)
@@ -192,7 +194,7 @@ async def apply(request: web.Request) -> web.Response:
     where = target(request)
     data = await read_body(request)
     name = place(where, data)
-    authorize(identity(request), "update", where.kind, name)
+    await permit(request, "update", where.kind, where.namespace, name)
     obj = parse(where.kind, data)
     if not where.name:
         raise BadRequest(f"PUT needs the object's URL: …/{where.kind.plural}/{obj.metadata.name}")
@@ -250,7 +252,7 @@ def status_target(request: web.Request) -> Target:
 async def get_status(request: web.Request) -> web.Response:
     """Read an object through its status subresource."""
     where = status_target(request)
-    authorize(identity(request), "get", where.kind, where.name, "status")
+    await permit(request, "get", where.kind, where.namespace, where.name, "status")
     return respond(where.kind, await api_context(request).store.get(where.kind.kind, where.namespace, where.name))
 
 
@@ -258,7 +260,7 @@ async def get_status(request: web.Request) -> web.Response:
 async def put_status(request: web.Request) -> web.Response:
     """Replace an object's status (CAS when the body carries resourceVersion); generation never moves."""
     where = status_target(request)
-    authorize(identity(request), "update", where.kind, where.name, "status")
+    await permit(request, "update", where.kind, where.namespace, where.name, "status")
     data = await read_body(request)
     place(where, data)
     raw_meta = data.get("metadata")
@@ -313,7 +315,7 @@ async def patch(request: web.Request) -> web.Response:
     where = target(request)
     if request.content_type not in (MERGE_PATCH, "application/json"):
         raise BadRequest(f"unsupported patch type {request.content_type!r}; use {MERGE_PATCH}")
-    authorize(identity(request), "patch", where.kind, where.name)
+    await permit(request, "patch", where.kind, where.namespace, where.name)
     changes = await read_body(request)
     ctx = api_context(request)
     store = ctx.store
@@ -345,7 +347,7 @@ async def delete(request: web.Request) -> web.Response:
     ``propagationPolicy`` (Background, Foreground or Orphan) says what becomes of its dependents
     (``ObjectStore.delete``); without one, an object already being deleted keeps its policy."""
     where = target(request)
-    authorize(identity(request), "delete", where.kind, where.name)
+    await permit(request, "delete", where.kind, where.namespace, where.name)
     store = api_context(request).store
     policy = request.query.get("propagationPolicy", "")
     if policy and policy not in tuple(Propagation):

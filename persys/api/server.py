@@ -4,8 +4,9 @@
 ``/healthz`` reports every supervised task of its process (in ``persys up``, the whole
 cluster's, and its etcd child). Beside its listeners it follows the ResourceDefinitions
 (``persys.api.definitions``): it serves the stored ones before it listens, and each new one
-as soon as it is stored. ``ROUTE_MODULES`` lists the route modules other components
-contribute (one line each), loaded when they exist.
+as soon as it is stored. It also caches the RoleBindings and ClusterRoleBindings that authorize
+the users the gateway acts for (``persys.api.permission``). ``ROUTE_MODULES`` lists the route
+modules other components contribute (one line each), loaded when they exist.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from aiohttp import web
 from persys.api.app import RouteAdder, build_app, no_etcd_child
 from persys.api.context import ApiContext
 from persys.api.definitions import Definitions
+from persys.api.permission import BindingCache
 from persys.dns.registration import register_api_server
 from persys.httpedge import LIMITS, GuardedSite, ListenerLimits, app_runner
 from persys.observability.logging import get_logger
@@ -84,6 +86,7 @@ class ApiServer(Component):
         routes = default_routes() if extra_routes is None else extra_routes
         self.app = build_app(ctx, routes, health=self.health, etcd_state=etcd_state)
         self.definitions = Definitions(ctx)
+        self.bindings = BindingCache(ctx)
         self._runner: web.AppRunner | None = None
         self.plain_port = listen[1]
         self.secure_port = secure_listen[1]
@@ -97,7 +100,7 @@ class ApiServer(Component):
         return f"https://{self.secure_listen[0]}:{self.secure_port}"
 
     def background(self) -> list[Service]:
-        return self.definitions.services()
+        return self.definitions.services() + self.bindings.services()
 
     async def open(self) -> None:
         await self.definitions.prime(PRIME_TIMEOUT)

@@ -7,17 +7,20 @@ A client knows the built-in kinds; custom kinds it learns from the server's disc
 (``GET /apis``, ``discover``), by itself the first time a call names a kind it does not know
 (``resolve``), so ``client.get("Backup", "nightly")`` works once a definition serves Backups.
 Each client has a registry of its own unless one is given, which discovery then adds to.
+``headers`` go with every request; a header may repeat (the gateway's impersonation headers,
+``persys.security.impersonation.headers``).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+from multidict import CIMultiDict
 
 from persys.errors import NotFound, Unavailable, error_class, from_status
 from persys.resources import Kind, Registry, Resource
@@ -43,13 +46,13 @@ class ApiClient:
 
     def __init__(self, server: str, *, ca: Path | None = None, cert: Path | None = None,
                  key: Path | None = None, timeout: float = 30.0, registry: Registry | None = None,
-                 headers: Mapping[str, str] | None = None) -> None:
+                 headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None) -> None:
         self.server = server.rstrip("/")
         self.registry = registry if registry is not None else default_registry()
         self._discovered: set[str] = set()  # the kinds discovery registered
         self.timeout = timeout
         self._ssl = client_context(ca, cert, key) if self.server.startswith("https") else None
-        self._headers = dict(headers or {})
+        self._headers: CIMultiDict[str] = CIMultiDict(headers or {})  # a header may repeat (Impersonate-Group)
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> ApiClient:
@@ -192,6 +195,17 @@ class ApiClient:
     async def delete(self, kind: str, name: str, *, namespace: str = "default") -> Resource | None:
         _, data, _ = await self.request("DELETE", await self._path(kind, namespace, name))
         return self._obj(data) if isinstance(data, dict) and data.get("kind") != "Status" else None
+
+    async def review_access(self, verb: str, kind: str, namespace: str = "", *, user: str = "",
+                            groups: Iterable[str] = ()) -> dict[str, Any]:
+        """Whether this client (or, asked by an admin, ``user`` in ``groups``) may ``verb`` ``kind`` in
+        ``namespace`` ('' for all namespaces): the server's AccessReview, ``status.allowed``,
+        ``status.decidedBy`` and ``status.reason`` (``persys auth can-i``)."""
+        spec: dict[str, Any] = {"verb": verb, "kind": kind, "namespace": namespace}
+        if user:
+            spec.update(user=user, groups=list(groups))
+        _, data, _ = await self.request("POST", f"{API_PREFIX}/accessreviews", body={"spec": spec})
+        return dict(data)
 
     async def stream(self, method: str, path: str, *,
                      params: Mapping[str, str] | None = None) -> AsyncIterator[bytes]:

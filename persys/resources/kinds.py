@@ -1,4 +1,5 @@
-"""The built-in kinds (Workload, Node, Event, Secret, Lease, ResourceDefinition) and the default registry."""
+"""The built-in kinds (Workload, Node, Event, Secret, Lease, ResourceDefinition, RoleBinding,
+ClusterRoleBinding) and the default registry."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from persys.resources.formats import check_inner_path
 from persys.resources.lease import LEASE
 from persys.resources.model import Resource
 from persys.resources.phase import ContainerState, DesiredState, Phase
+from persys.resources.rbac import CLUSTER_ROLE_BINDING, ROLE_BINDING
 from persys.resources.registry import LABELS, Kind, Registry
 from persys.resources.schema import Schema
 
@@ -228,7 +230,7 @@ SECRET = Kind(
 def default_registry() -> Registry:
     """A registry with the built-in kinds; user-defined kinds are registered on top."""
     registry = Registry()
-    for kind in (WORKLOAD, NODE, EVENT, SECRET, LEASE, RESOURCE_DEFINITION):
+    for kind in (WORKLOAD, NODE, EVENT, SECRET, LEASE, RESOURCE_DEFINITION, ROLE_BINDING, CLUSTER_ROLE_BINDING):
         registry.register(kind)
     return registry
 

@@ -1,8 +1,9 @@
 """The cluster PKI: one CA under ``$PERSYS_HOME/pki`` and the certificates it signs.
 
 A certificate's CN is the caller's identity and its O the role (``persys:admins``,
-``persys:agents``, ``persys:controllers``, ``persys:operators``); the API authorizes on exactly
-these two fields.
+``persys:agents``, ``persys:controllers``, ``persys:operators``, ``persys:gateway``); the API
+authorizes on exactly these two fields. The gateway role acts for people: the API trusts its
+impersonation headers, and only its.
 ECDSA P-256 keys: fast to generate, so ``persys up`` and the tests pay almost nothing.
 The PKI also holds the cluster's id (``cluster-id``), made with the CA because it names the
 same thing: this cluster, as opposed to another one on the same Docker host.
@@ -29,9 +30,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from persys.security.paths import HomePaths, read_cluster_id
 
-ROLES = ("admins", "agents", "controllers", "operators")
+ROLES = ("admins", "agents", "controllers", "operators", "gateway")
 AGENTS = "persys:agents"
 OPERATORS = "persys:operators"
+GATEWAY = "persys:gateway"
 AGENT_SANS = ("localhost", "127.0.0.1")  # every agent certificate serves TLS on the loopback too
 DEFAULT_SERVER = "https://127.0.0.1:7443"
 DEFAULT_ZONE = "persys.local"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -255,7 +256,7 @@ async def test_unknown_group_or_version_is_404_listing_served_kinds(api: Running
             with pytest.raises(NotFound) as caught:
                 await client.request("GET", path)
             assert "backup.example.com/v1: backups" in caught.value.message
-            assert "persys.dev/v1: events" in caught.value.message
+            assert re.search(r"persys\.dev/v1: [a-z, ]*\bevents\b", caught.value.message)
         with pytest.raises(NotFound, match="served there: backups"):
             await client.request("GET", "/apis/backup.example.com/v1/namespaces/default/things")
         with pytest.raises(NotFound):  # a custom kind is not served under the built-in group
