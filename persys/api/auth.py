@@ -10,8 +10,10 @@ that could point another node's workload at itself would be sent that workload's
 Operators (``persys operator run``, outside the control plane) may read every kind but the
 sensitive ones (Secrets) and write (and delete) the kinds they exist to manage: custom kinds,
 Workloads, Events and the Leases they elect their leader on; never Nodes, Secrets or the
-definitions of kinds. The gateway (``persys:gateway``) may do nothing as itself: it acts for the
-users it impersonates, whose requests the RoleBindings decide (``persys.api.permission``).
+definitions of kinds. The gateway (``persys:gateway``) acts for the users it impersonates, whose
+requests the RoleBindings decide (``persys.api.permission``); as itself it may only keep its
+sessions and webhook records (Secrets and WebhookDeliveries in ``persys-gateway``) and read and
+patch Workloads (a push sets the revision they deploy).
 ``authorize`` checks what the URL names; ``check_status_write`` and ``check_event_write`` check
 what a node's body says against the stored objects it concerns.
 """
@@ -26,7 +28,7 @@ from aiohttp import web
 
 from persys.errors import Forbidden, NotFound, Unauthorized
 from persys.resources import Kind, Resource
-from persys.security.pki import AGENTS, GATEWAY, OPERATORS, cert_identity
+from persys.security.pki import AGENTS, GATEWAY, GATEWAY_NAMESPACE, OPERATORS, cert_identity
 from persys.store import ObjectStore
 
 ADMINS = "persys:admins"
@@ -84,10 +86,13 @@ def identity(request: web.Request) -> Identity:
     return found
 
 
-def authorize(who: Identity, verb: str, kind: Kind, name: str | None, subresource: str = "") -> None:
+def authorize(who: Identity, verb: str, kind: Kind, name: str | None, subresource: str = "", *,
+              namespace: str = "") -> None:
     """Raise Forbidden unless ``who`` may ``verb`` (get, list, watch, create, update, patch,
-    delete) the object ``name`` of ``kind`` (or its ``subresource``)."""
+    delete) the object ``name`` of ``kind`` (or its ``subresource``) in ``namespace``."""
     if who.role in FULL_ACCESS:
+        return
+    if who.role == GATEWAY and _gateway_may(verb, kind, namespace, subresource):
         return
     if who.role == AGENTS and _agent_may(who, verb, kind, name, subresource):
         return
@@ -107,6 +112,12 @@ def _agent_may(who: Identity, verb: str, kind: Kind, name: str | None, subresour
     if kind.kind == "Workload" and subresource == "status" and verb == "update":
         return True
     return kind.kind == "Event" and verb in WRITES
+
+
+def _gateway_may(verb: str, kind: Kind, namespace: str, subresource: str) -> bool:
+    if kind.kind in ("Secret", "WebhookDelivery") and namespace == GATEWAY_NAMESPACE:
+        return True
+    return kind.kind == "Workload" and not subresource and verb in ("get", "list", "patch")
 
 
 def _operator_may(verb: str, kind: Kind) -> bool:

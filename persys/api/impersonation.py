@@ -5,7 +5,9 @@ the API with its own certificate plus ``Impersonate-User`` (``github:octocat``) 
 ``Impersonate-Group`` headers (``github-org:acme``, ``github-team:acme/ops``), as Kubernetes'
 impersonation does. Those headers are trusted from the gateway role only: from any other caller
 they are refused (403 naming the header), never ignored, so that nobody mistakes them for working.
-A gateway request without ``Impersonate-User`` is refused too: the gateway acts only for someone.
+A gateway request without impersonation headers acts as the gateway itself, which may do only
+what it needs for its sessions and webhooks (``persys.api.auth``); one naming groups but no user is
+refused.
 
 ``effective_user(request)`` is the one answer to "who is this request" that the rest of the API
 (authorization, and the audit log) reads: the impersonated user, with the gateway's identity in
@@ -58,6 +60,8 @@ def resolve(request: web.Request, who: Identity) -> User:
         raise BadRequest(f"unsupported impersonation header {unknown[0]}; use {IMPERSONATE_USER} and "
                          f"{IMPERSONATE_GROUP}")
     users = request.headers.getall(IMPERSONATE_USER, [])
+    if not headers:
+        return certificate_user(who)  # the gateway as itself: its own few rights (persys.api.auth)
     if not users:
         raise Forbidden(f"gateway {who.name!r} acts only for a user: the {IMPERSONATE_USER} header is missing")
     if len(users) > 1:

@@ -74,7 +74,7 @@ async def permit(request: web.Request, verb: str, kind: Kind, namespace: str, na
     in ``namespace`` ('' for cluster-scoped kinds and for all namespaces)."""
     user = effective_user(request)
     if not user.impersonated:
-        authorize(identity(request), verb, kind, name, subresource)
+        authorize(identity(request), verb, kind, name, subresource, namespace=namespace)
         return
     decision = await check(api_context(request), user, verb, kind, namespace)
     if not decision.allowed:

@@ -73,7 +73,7 @@ async def review(request: web.Request) -> web.Response:
         allowed, decided_by, reason = decision.allowed, decision.binding, decision.reason
     else:
         try:
-            authorize(who, verb, kind, None)
+            authorize(who, verb, kind, None, namespace=namespace)
             allowed, decided_by, reason = True, f"certificate role {who.role}", f"role {who.role} allows it"
         except Forbidden as e:
             allowed, decided_by, reason = False, "", e.message

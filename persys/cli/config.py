@@ -29,6 +29,10 @@ class ClientConfig:
     key: Path | None
     dns: str | None = None  # HOST:PORT of the cluster DNS server; None: no discovery
     zone: str = DEFAULT_ZONE
+    gateway: str = ""  # after `persys login`: the gateway URL, and the tokens it gave
+    token: str = ""
+    refresh_token: str = ""
+    file: Path | None = None  # where this config was read from
 
 
 def _path(value: object, base: Path) -> Path | None:
@@ -59,7 +63,9 @@ def load(home: Path, config_file: Path | None = None, server: str | None = None,
         base = file.parent
         return ClientConfig(url, _path(data.get("ca"), base), _path(data.get("cert"), base),
                             _path(data.get("key"), base), dns=dns or str(data.get("dns") or "") or None,
-                            zone=str(data.get("zone") or DEFAULT_ZONE))
+                            zone=str(data.get("zone") or DEFAULT_ZONE), gateway=str(data.get("gateway") or ""),
+                            token=str(data.get("token") or ""), refresh_token=str(data.get("refreshToken") or ""),
+                            file=file)
     if config_file is not None:
         raise BadRequest(f"{config_file}: no such config file")
     if not server:
@@ -68,3 +74,37 @@ def load(home: Path, config_file: Path | None = None, server: str | None = None,
     return ClientConfig(server, paths.ca_cert if paths.ca_cert.exists() else None,
                         paths.cert("admin") if admin else None, paths.key("admin") if admin else None,
                         dns=dns or None)
+
+
+def save_login(file: Path, gateway: str, token: str, refresh_token: str, user: str) -> None:
+    """Record a login in the config ``file`` (other keys kept); the file is readable by its owner only."""
+    data = _read(file)
+    data.update({"gateway": gateway, "token": token, "refreshToken": refresh_token, "user": user})
+    _write(file, data)
+
+
+def forget_login(file: Path) -> None:
+    """Drop the login from the config ``file``: commands use the client certificate again."""
+    data = _read(file)
+    for key in ("gateway", "token", "refreshToken", "user"):
+        data.pop(key, None)
+    _write(file, data)
+
+
+def _read(file: Path) -> dict[str, object]:
+    if not file.exists():
+        return {}
+    try:
+        data = yaml.safe_load(file.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise BadRequest(f"{file}: not valid YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise BadRequest(f"{file}: must be a mapping")
+    return data
+
+
+def _write(file: Path, data: dict[str, object]) -> None:
+    file.parent.mkdir(parents=True, exist_ok=True)
+    file.touch(mode=0o600)
+    file.chmod(0o600)  # tokens are in it
+    file.write_text(yaml.safe_dump(data, sort_keys=False))

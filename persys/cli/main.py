@@ -36,6 +36,10 @@ COMMANDS: dict[str, str] = {
     "start": "persys.cli.reconcile:start",
     "operator": "persys.cli.operator:operator",
     "auth": "persys.cli.auth:auth",
+    "gateway": "persys.cli.gateway:gateway",
+    "login": "persys.cli.login:login",
+    "logout": "persys.cli.login:logout",
+    "sessions": "persys.cli.login:sessions",
 }
 # ---- end of commands ----
 

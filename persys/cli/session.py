@@ -20,9 +20,10 @@ from typing import Any, TypeVar
 
 import click
 
-from persys.cli.config import ClientConfig, load
+from persys.cli.config import ClientConfig, load, save_login
 from persys.client import ApiClient
 from persys.client.discovery import pick_api_server
+from persys.client.gateway import GatewayClient, expires_soon
 from persys.errors import NotFound, PersysError
 from persys.observability import logging as plog
 from persys.observability import tracing
@@ -125,9 +126,24 @@ def call(ctx: click.Context, fn: Callable[[ApiClient], Awaitable[T]], *, server:
         headers = dict(tracing.inject({}))
 
         async def run() -> T:
+            if settings.token and server is None:  # logged in: through the gateway, as that user
+                headers["Authorization"] = f"Bearer {await fresh_token(settings)}"
+                async with ApiClient(settings.gateway, ca=settings.ca, headers=headers,
+                                     registry=command_registry(ctx)) as client:
+                    return await fn(client)
             url = await api_server(settings, explicit=server is not None)
             async with ApiClient(url, ca=settings.ca, cert=settings.cert, key=settings.key,
                                  headers=headers, registry=command_registry(ctx)) as client:
                 return await fn(client)
 
         return asyncio.run(run())
+
+
+async def fresh_token(settings: ClientConfig) -> str:
+    """The login's access token, refreshed at the gateway (and saved) when it is about to expire."""
+    if not expires_soon(settings.token):
+        return settings.token
+    tokens = await GatewayClient(settings.gateway, ca=settings.ca).refresh(settings.refresh_token)
+    if settings.file is not None:
+        save_login(settings.file, settings.gateway, tokens["access_token"], tokens["refresh_token"], tokens["user"])
+    return str(tokens["access_token"])

@@ -14,7 +14,7 @@ Each client has a registry of its own unless one is given, which discovery then 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,12 +42,15 @@ class WatchItem:
 
 
 class ApiClient:
-    """Talks to one API server URL; ``ca``/``cert``/``key`` select mTLS (https URLs)."""
+    """Talks to one API server URL (``fallbacks``: others to go on to when it accepts no connection);
+    ``ca``/``cert``/``key`` select mTLS (https URLs)."""
 
     def __init__(self, server: str, *, ca: Path | None = None, cert: Path | None = None,
                  key: Path | None = None, timeout: float = 30.0, registry: Registry | None = None,
-                 headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None) -> None:
+                 headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+                 fallbacks: Sequence[str] = ()) -> None:
         self.server = server.rstrip("/")
+        self.servers = list(dict.fromkeys([self.server, *(f.rstrip("/") for f in fallbacks)]))
         self.registry = registry if registry is not None else default_registry()
         self._discovered: set[str] = set()  # the kinds discovery registered
         self.timeout = timeout
@@ -122,7 +125,27 @@ class ApiClient:
     async def request(self, method: str, path: str, *, body: Any = None,
                       params: Mapping[str, str] | None = None,
                       headers: Mapping[str, str] | None = None) -> tuple[int, Any, Mapping[str, str]]:
-        """One call; (HTTP status, decoded JSON body, response headers). Raises the server's error."""
+        """One call; (HTTP status, decoded JSON body, response headers). Raises the server's error.
+
+        With ``fallbacks``, a server that accepts no connection (nothing was sent) is passed over
+        for the next one, which later calls keep using.
+        """
+        for _ in range(len(self.servers) - 1):
+            try:
+                return await self._request(method, path, body, params, headers)
+            except _Unreachable:
+                self._next_server()
+        try:
+            return await self._request(method, path, body, params, headers)
+        except _Unreachable as e:
+            raise Unavailable(str(e)) from e
+
+    def _next_server(self) -> None:
+        at = self.servers.index(self.server) if self.server in self.servers else -1
+        self.server = self.servers[(at + 1) % len(self.servers)]
+
+    async def _request(self, method: str, path: str, body: Any, params: Mapping[str, str] | None,
+                       headers: Mapping[str, str] | None) -> tuple[int, Any, Mapping[str, str]]:
         data = json.dumps(body).encode() if body is not None else None
         hdrs = {"Content-Type": "application/json", **(headers or {})}
         try:
@@ -136,6 +159,8 @@ class ApiClient:
                         raise from_status(payload, resp.status)
                     raise error_class(resp.status)(f"HTTP {resp.status} from {self.server}{path}: {text[:200]}")
                 return resp.status, payload, resp.headers
+        except aiohttp.ClientConnectorError as e:
+            raise _Unreachable(f"cannot reach API server {self.server}: {e}") from e
         except (aiohttp.ClientConnectionError, TimeoutError) as e:
             raise Unavailable(f"cannot reach API server {self.server}: {e}") from e
 
@@ -220,6 +245,8 @@ class ApiClient:
                 async for chunk in resp.content.iter_any():
                     yield chunk
         except aiohttp.ClientConnectionError as e:
+            if isinstance(e, aiohttp.ClientConnectorError):
+                self._next_server()  # the caller retries: on the next server
             raise Unavailable(f"stream from {self.server} broke: {e}") from e
 
     async def watch(self, kind: str, namespace: str | None = "default", *, resource_version: str = "",
@@ -248,8 +275,14 @@ class ApiClient:
                     rv = str((obj.get("metadata") or {}).get("resourceVersion", ""))
                     yield WatchItem(item["type"], resource, rv)
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as e:
+            if isinstance(e, aiohttp.ClientConnectorError):
+                self._next_server()  # the informer resumes: on the next server
             raise Unavailable(f"watch on {self.server} broke: {e}") from e
 
 
 def _dry(dry_run: bool) -> dict[str, str] | None:
     return {"dryRun": "All"} if dry_run else None
+
+
+class _Unreachable(Exception):
+    """A server accepted no connection: nothing was sent, so the call may go to another server."""

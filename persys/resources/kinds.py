@@ -226,11 +226,27 @@ SECRET = Kind(
     ),
 )
 
+WEBHOOK_DELIVERY = Kind(
+    kind="WebhookDelivery", plural="webhookdeliveries", namespaced=True, lease_ttl=3 * 86400,
+    description="A webhook delivery the gateway received, kept three days so that a redelivery is not acted on twice.",
+    status_subresource=False,
+    spec_schema={"type": "object", "properties": {
+        "source": STRING, "event": STRING, "repository": STRING, "receivedAt": TIME,
+    }, "required": ["source", "event"]},
+    columns=(
+        ("NAME", lambda o: o.metadata.name),
+        ("EVENT", lambda o: str(o.spec.get("event", ""))),
+        ("REPOSITORY", lambda o: str(o.spec.get("repository", ""))),
+        ("AGE", age),
+    ),
+)
+
 
 def default_registry() -> Registry:
     """A registry with the built-in kinds; user-defined kinds are registered on top."""
     registry = Registry()
-    for kind in (WORKLOAD, NODE, EVENT, SECRET, LEASE, RESOURCE_DEFINITION, ROLE_BINDING, CLUSTER_ROLE_BINDING):
+    for kind in (WORKLOAD, NODE, EVENT, SECRET, LEASE, RESOURCE_DEFINITION, ROLE_BINDING, CLUSTER_ROLE_BINDING,
+                 WEBHOOK_DELIVERY):
         registry.register(kind)
     return registry
 

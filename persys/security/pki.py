@@ -34,6 +34,7 @@ ROLES = ("admins", "agents", "controllers", "operators", "gateway")
 AGENTS = "persys:agents"
 OPERATORS = "persys:operators"
 GATEWAY = "persys:gateway"
+GATEWAY_NAMESPACE = "persys-gateway"  # where the gateway keeps its sessions and webhook secrets (as Secrets)
 AGENT_SANS = ("localhost", "127.0.0.1")  # every agent certificate serves TLS on the loopback too
 DEFAULT_SERVER = "https://127.0.0.1:7443"
 DEFAULT_ZONE = "persys.local"

@@ -56,13 +56,17 @@ async def denied(call: Callable[[], Awaitable[Any]]) -> bool:
     return not await allowed(call)
 
 
-async def test_gateway_without_impersonation_may_do_nothing(api: RunningApi, gateway_cert: HomePaths) -> None:
+async def test_gateway_as_itself_keeps_only_its_own_records(api: RunningApi, gateway_cert: HomePaths) -> None:
     async with api.client("gateway") as gateway:
-        for call in (lambda: gateway.list("workloads"), lambda: gateway.get("node", "n1"),
-                     lambda: gateway.request("GET", "/apis"),
-                     lambda: gateway.review_access("get", "workloads", "default")):
-            with pytest.raises(Forbidden, match="Impersonate-User header is missing"):
+        for call in (lambda: gateway.get("node", "n1"), lambda: gateway.list("secrets", "default"),
+                     lambda: gateway.list("rolebindings", "default")):
+            with pytest.raises(Forbidden, match="'gateway' \\(role persys:gateway\\) may not"):
                 await call()
+        assert not (await gateway.review_access("get", "nodes", ""))["status"]["allowed"]
+        # its sessions and webhook secrets, and the workloads a push redeploys
+        assert (await gateway.review_access("create", "secrets", "persys-gateway"))["status"]["allowed"]
+        await gateway.list("secrets", "persys-gateway")
+        await gateway.list("workloads", None)
     status, body, _ = await raw_request(api, "GET", "/apis/persys.dev/v1/namespaces/default/workloads",
                                         identity="gateway", headers={"Impersonate-Group": "github-org:acme"})
     assert status == 403 and "Impersonate-User" in json.loads(body)["message"]
