@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "stop": "persys.cli.reconcile:stop",
     "start": "persys.cli.reconcile:start",
     "operator": "persys.cli.operator:operator",
+    "audit": "persys.cli.audit:audit",
 }
 # ---- end of commands ----
 
