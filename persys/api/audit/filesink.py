@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import threading
 from pathlib import Path
 
 from persys.api.audit.drops import Drops
@@ -34,6 +35,9 @@ class FileSink:
         self.directory, self.max_bytes, self.max_files = directory, max_bytes, max_files
         self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize=queue_size)
         self.drops = Drops("file")
+        # one writer at a time: a batch still being written in its thread when the task is cancelled
+        # finishes before the last lines are written on the way out
+        self._writing = threading.Lock()
 
     @property
     def current(self) -> Path:
@@ -81,6 +85,10 @@ class FileSink:
                 self._write(left)  # at shutdown: a short blocking write beats losing the last events
 
     def _write(self, lines: list[str]) -> None:
+        with self._writing:
+            self._append(lines)
+
+    def _append(self, lines: list[str]) -> None:
         try:
             self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             size = self.current.stat().st_size if self.current.exists() else 0
