@@ -165,7 +165,11 @@ async def on_prepare(request: web.Request, response: web.StreamResponse) -> None
     response.headers[AUDIT_HEADER] = pending.audit_id
     if isinstance(response, web.Response):
         return
-    auditor.decide(request, pending)
-    if pending.info is not None and pending.info.verb == "watch" and pending.level != Level.NONE:
-        pending.started = True
-        auditor.record(event(request, pending, "ResponseStarted", response.status))
+    try:
+        auditor.decide(request, pending)
+        if pending.info is not None and pending.info.verb == "watch" and pending.level != Level.NONE:
+            pending.started = True
+            auditor.record(event(request, pending, "ResponseStarted", response.status))
+    except Exception:
+        auditor.file.drops.drop("internal_error")
+        log.exception("audit event failed", path=request.path)
