@@ -34,6 +34,7 @@ import yaml
 
 from persys.agentd.daemon import Agent, node_tls
 from persys.agentd.launcher import Credentials, LaunchSettings, build_agents
+from persys.api.audit.auditor import Auditor, AuditSettings
 from persys.api.context import ApiContext
 from persys.api.server import ApiServer, tls_from_home
 from persys.controllers.dnsregistrar import dns_registrar
@@ -76,6 +77,7 @@ class UpConfig:
     zone: str = "persys.local"
     etcd_max_restarts: int = 5  # more deaths than this within etcd_restart_window seconds end `up`
     etcd_restart_window: float = 120.0
+    audit: AuditSettings | None = None  # None: the default policy, files under home/audit
 
     @property
     def paths(self) -> HomePaths:
@@ -196,7 +198,9 @@ class Cluster:
         """Start every component but etcd under ``supervisor``, each once the ones it needs are up."""
         config = self.config
         secret = read_hmac_secret(self.paths.hmac_secret)
-        api = ApiServer(ApiContext(self.etcd, hmac_secret=secret), tls_from_home(config.home),
+        auditor = Auditor(config.audit) if config.audit is not None else Auditor.default(config.home / "audit")
+        auditor.set_cluster(self.cluster_id)
+        api = ApiServer(ApiContext(self.etcd, hmac_secret=secret, audit=auditor), tls_from_home(config.home),
                         listen=(LOCALHOST, config.http_port), secure_listen=(LOCALHOST, config.api_port),
                         etcd_state=self.etcd_child.state)
         await api.start(supervisor)

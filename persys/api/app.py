@@ -21,6 +21,7 @@ from aiohttp import web
 
 import persys
 from persys.api import discovery, middleware, openapi, resources, review
+from persys.api.audit import auditor
 from persys.api.auth import Handler, allow
 from persys.api.context import API_CONTEXT, ApiContext, api_context
 from persys.errors import StoreUnavailable
@@ -143,7 +144,7 @@ def build_app(ctx: ApiContext, extra_routes: Sequence[RouteAdder] = (),
     ``persys.api.auth.allow(...)``; they reach the shared context with ``api_context(request)``.
     """
     app = web.Application(client_max_size=MAX_BODY,
-                          middlewares=[middleware.observe, middleware.errors, middleware.guard])
+                          middlewares=[middleware.observe, auditor.audit, middleware.errors, middleware.guard])
     app[API_CONTEXT] = ctx
     app[HEALTH] = health
     app[ETCD_STATE] = etcd_state
@@ -152,5 +153,6 @@ def build_app(ctx: ApiContext, extra_routes: Sequence[RouteAdder] = (),
     for add in extra_routes:
         add(app)
     app.on_response_prepare.append(middleware.add_headers)
+    app.on_response_prepare.append(auditor.on_prepare)
     app.on_shutdown.append(_stop_watches)
     return app

@@ -14,13 +14,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from persys.resources import Kind, Registry, Resource
 from persys.resources.kinds import default_registry
 from persys.store import Etcd, ObjectStore
+
+if TYPE_CHECKING:
+    from persys.api.audit.auditor import Auditor
 
 Admit = Callable[[Kind, Resource, Resource | None], Awaitable[None]]
 """Called with (kind, the object to write, the stored object or None) before a create, apply or patch."""
@@ -43,6 +46,7 @@ class ApiContext:
     admission: list[Admit] = field(default_factory=list)
     written: list[Written] = field(default_factory=list)
     bindings: Bindings | None = None
+    audit: Auditor | None = None  # the audit trail (None: this server records none)
 
     def __post_init__(self) -> None:
         self.store = ObjectStore(self.etcd, self.registry)

@@ -19,6 +19,7 @@ from pathlib import Path
 from aiohttp import web
 
 from persys.api.app import RouteAdder, build_app, no_etcd_child
+from persys.api.audit.auditor import Auditor, AuditSettings
 from persys.api.context import ApiContext
 from persys.api.definitions import Definitions
 from persys.api.permission import BindingCache
@@ -35,6 +36,7 @@ from persys.store.clusterid import claim_cluster_id
 ROUTE_MODULES: tuple[str, ...] = (
     "persys.api.reconciliation:add_routes",
     "persys.api.logs:add_routes",
+    "persys.api.audit.query:add_routes",
 )
 
 log = get_logger("api")
@@ -100,7 +102,8 @@ class ApiServer(Component):
         return f"https://{self.secure_listen[0]}:{self.secure_port}"
 
     def background(self) -> list[Service]:
-        return self.definitions.services() + self.bindings.services()
+        return [*self.definitions.services(), *self.bindings.services(),
+                *(self.ctx.audit.services() if self.ctx.audit else [])]
 
     async def open(self) -> None:
         await self.definitions.prime(PRIME_TIMEOUT)
@@ -122,20 +125,25 @@ class ApiServer(Component):
 
 
 async def serve(etcd_urls: str, home: Path, listen: str, secure_listen: str, *,
-                bookmark_interval: float = 5.0, zone: str = "", advertise: str = "") -> None:
+                bookmark_interval: float = 5.0, zone: str = "", advertise: str = "",
+                audit: AuditSettings | None = None) -> None:
     """Run the API until SIGINT or SIGTERM (``persys server``), registered in DNS when ``zone`` is set.
 
     It first claims the cluster id (``claim_cluster_id``): a home of another cluster is refused.
+    Its audit trail follows ``audit`` (default: the default policy, files under ``home/audit``).
     """
     etcd = Etcd(etcd_urls)
     secret = HomePaths(home).hmac_secret
+    auditor = Auditor(audit) if audit is not None else Auditor.default(home / "audit")
     ctx = ApiContext(etcd, bookmark_interval=bookmark_interval,
-                     hmac_secret=read_hmac_secret(secret) if secret.exists() else None)
+                     hmac_secret=read_hmac_secret(secret) if secret.exists() else None, audit=auditor)
     server = ApiServer(ctx, tls_from_home(home), listen=parse_address(listen),
                        secure_listen=parse_address(secure_listen))
 
     async def start(supervisor: Supervisor) -> None:
-        log.info("cluster", id=await claim_cluster_id(etcd, read_cluster_id(HomePaths(home))) or None)
+        cluster_id = await claim_cluster_id(etcd, read_cluster_id(HomePaths(home)))
+        log.info("cluster", id=cluster_id or None)
+        auditor.set_cluster(cluster_id)
         await server.start(supervisor)
         if zone:  # DNS discovery: SRV _persys-api._tcp.<zone> on an etcd lease, withdrawn on the way out
             await register_api_server(etcd, zone, advertise or server.secure_listen[0], server.secure_port,

@@ -40,6 +40,7 @@ COMMANDS: dict[str, str] = {
     "login": "persys.cli.login:login",
     "logout": "persys.cli.login:logout",
     "sessions": "persys.cli.login:sessions",
+    "audit": "persys.cli.audit:audit",
 }
 # ---- end of commands ----
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import click
 
+from persys.cli.audit import audit_options, audit_settings
 from persys.cli.session import CliState, option
 from persys.observability import logging as plog
 from persys.observability import tracing
@@ -21,13 +23,15 @@ from persys.observability import tracing
 @option("--zone", default="persys.local", show_default=True,
         help="Register as SRV _persys-api._tcp.<zone> for discovery ('' to not register).")
 @option("--advertise", default="", help="Host registered in DNS (default: the --secure-listen host).")
+@audit_options
 @click.pass_obj
-def server(state: CliState, etcd: str, listen: str, secure_listen: str, bookmark_interval: float, zone: str,
-           advertise: str) -> None:
+def server(state: CliState, /, etcd: str, listen: str, secure_listen: str, bookmark_interval: float, zone: str,
+           advertise: str, **audit: Any) -> None:
     """Run the API server; certificates come from $PERSYS_HOME/pki (persys pki init)."""
     from persys.api.server import serve
 
+    settings = audit_settings(state.home, **audit)  # a bad policy stops it here, before it listens
     plog.configure()
     tracing.setup("persys-api")
     asyncio.run(serve(etcd, state.home, listen, secure_listen, bookmark_interval=bookmark_interval, zone=zone,
-                      advertise=advertise))
+                      advertise=advertise, audit=settings))

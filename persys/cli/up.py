@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import click
 
+from persys.cli.audit import audit_options, audit_settings
 from persys.cli.session import CliState, option
 from persys.observability import logging as plog
 from persys.observability import tracing
@@ -25,17 +27,19 @@ from persys.observability import tracing
         help="Restarts of a dying etcd child allowed within --etcd-restart-window; one more and `up` exits 1.")
 @option("--etcd-restart-window", type=click.FloatRange(min=1), default=120.0, show_default=True,
         help="Seconds over which etcd restarts are counted.")
+@audit_options
 @click.pass_obj
-def up(state: CliState, etcd_port: int, etcd_peer_port: int | None, http_port: int, api_port: int,
+def up(state: CliState, /, etcd_port: int, etcd_peer_port: int | None, http_port: int, api_port: int,
        controllers_port: int, agent_port: int, dns_port: int, node_name: str, zone: str,
-       etcd_max_restarts: int, etcd_restart_window: float) -> None:
+       etcd_max_restarts: int, etcd_restart_window: float, **audit: Any) -> None:
     """Run a whole cluster in this process; Ctrl-C stops it, running it again resumes it."""
     from persys.up import UpConfig, run
 
+    settings = audit_settings(state.home, **audit)  # a bad policy stops it here, before anything starts
     plog.configure()
     tracing.setup("persys")
     config = UpConfig(home=state.home, etcd_port=etcd_port, etcd_peer_port=etcd_peer_port, http_port=http_port,
                       api_port=api_port, controllers_port=controllers_port, agent_port=agent_port,
                       dns_port=dns_port, node_name=node_name, zone=zone, etcd_max_restarts=etcd_max_restarts,
-                      etcd_restart_window=etcd_restart_window)
+                      etcd_restart_window=etcd_restart_window, audit=settings)
     asyncio.run(run(config))
