@@ -25,7 +25,7 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
@@ -42,6 +42,8 @@ from persys.controllers.manager import build_manager
 from persys.dns.registration import register_api_server
 from persys.dns.server import DnsServer
 from persys.errors import PersysError, StoreUnavailable
+from persys.gateway.config import GatewayConfig, GitHubSettings
+from persys.gateway.server import Gateway
 from persys.observability.logging import get_logger
 from persys.runtime.supervisor import Named, Supervisor, run_until, stop_signals
 from persys.security import pki
@@ -78,6 +80,8 @@ class UpConfig:
     etcd_max_restarts: int = 5  # more deaths than this within etcd_restart_window seconds end `up`
     etcd_restart_window: float = 120.0
     audit: AuditSettings | None = None  # None: the default policy, files under home/audit
+    gateway_port: int | None = None  # the gateway's HTTPS port (persys up's flag defaults to 8443); None: none
+    github: GitHubSettings = field(default_factory=GitHubSettings)
 
     @property
     def paths(self) -> HomePaths:
@@ -114,6 +118,8 @@ def prepare_home(config: UpConfig) -> HomePaths:
     partial.write_text(yaml.safe_dump(settings, sort_keys=False))
     partial.replace(paths.config)  # atomic: a CLI started meanwhile never reads half a file
     pki.issue(paths, f"node-{config.node_name}", "agents")
+    if config.gateway_port is not None:
+        pki.issue(paths, "gateway", "gateway")
     return paths
 
 
@@ -192,6 +198,7 @@ class Cluster:
         self.ready = asyncio.Event()  # set once every component is up
         self.cluster_id = ""  # etcd's, once claimed
         self.failure = ""  # why `up` stopped by itself ("": it was asked to)
+        self.gateway: Gateway | None = None
         self._stop = asyncio.Event()
 
     async def start(self, supervisor: Supervisor) -> None:
@@ -208,6 +215,11 @@ class Cluster:
         await DnsServer(self.etcd, config.zone, LOCALHOST, config.dns_port).start(supervisor)
         await supervisor.start(Named("controllers", self._controllers))
         await self._agent().start(supervisor)
+        if config.gateway_port is not None:
+            self.gateway = Gateway(GatewayConfig(
+                home=config.home, servers=(config.server_url,), listen=(LOCALHOST, config.gateway_port),
+                dns=f"{LOCALHOST}:{config.dns_port}", zone=config.zone, github=config.github))
+            await self.gateway.start(supervisor)
         self.ready.set()
         if self.announce is not None:
             print(self.summary(), self.announce, sep="\n", flush=True)
@@ -241,6 +253,9 @@ class Cluster:
             f"  controllers  http://{LOCALHOST}:{c.controllers_port}/metrics",
             f"  agent        https://{LOCALHOST}:{c.agent_port}  (docker runtime)",
             f"  DNS          {LOCALHOST}:{c.dns_port} udp+tcp, zone {c.zone}",
+            *([f"  gateway      {self.gateway.url}  (GitHub login "
+               f"{'with ' + c.github.url if c.github.enabled else 'off: --github-client-id'}; persys login)"]
+              if self.gateway is not None else []),
             f"  CLI config   {self.paths.config}",
             "Try: persys apply -f manifests/ --wait; persys get workloads. Ctrl-C stops everything.",
         ])

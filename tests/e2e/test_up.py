@@ -7,9 +7,11 @@ import asyncio
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -95,7 +97,7 @@ async def workload(client: ApiClient, name: str) -> Resource:
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
     subprocess.run([str(ROOT / "scripts" / "example-repos.sh")], check=True)
     ports = {name: free_port() for name in ("etcd-port", "etcd-peer-port", "http-port", "api-port", "controllers-port",
-                                            "agent-port", "dns-port")}
+                                            "agent-port", "dns-port", "gateway-port")}
     node = f"e2e-{uuid.uuid4().hex[:6]}"
     c = Cluster(tmp_path / "home", node, ports)
     c.home.mkdir()
@@ -119,6 +121,7 @@ async def test_up_converges_heals_and_resumes(cluster: Cluster) -> None:
     try:
         await until("API ready", lambda: client.list("Node", None), cluster)
         assert await until("/healthz", lambda: _healthz(cluster), cluster) == {"status": "ok"}
+        assert await until("the gateway", lambda: _gateway(cluster), cluster) == (200, 401)
         converging = [str(ROOT / "manifests" / f) for f in ("web.yaml", "job.yaml", "compose.yaml")]
         applied = cluster.persys("apply", *[a for f in converging for a in ("-f", f)], "--wait", "--timeout", "150")
         for name in ("web", "hello-job", "hello-compose"):
@@ -179,6 +182,20 @@ def _healthz(cluster: Cluster) -> dict[str, object]:
     with urllib.request.urlopen(url, timeout=5) as response:
         body: dict[str, object] = json.load(response)
         return body
+
+
+def _gateway(cluster: Cluster) -> tuple[int, int]:
+    """The gateway's /healthz code, and the code of an API path asked without a token (over its TLS)."""
+    context = ssl.create_default_context(cafile=str(cluster.home / "pki" / "ca.crt"))
+    codes = []
+    for path in ("/healthz", "/apis/persys.dev/v1/namespaces/default/workloads"):
+        try:
+            with urllib.request.urlopen(f"https://127.0.0.1:{cluster.ports['gateway-port']}{path}", timeout=5,
+                                        context=context) as response:
+                codes.append(response.status)
+        except urllib.error.HTTPError as e:
+            codes.append(e.code)
+    return codes[0], codes[1]
 
 
 async def _job_done(client: ApiClient) -> bool:

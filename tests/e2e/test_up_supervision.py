@@ -22,7 +22,8 @@ from persys.store.server import free_port
 from tests.e2e.test_up import Cluster, containers, docker, until
 from tests.support.workloads import manifest
 
-PORTS = ("etcd-port", "etcd-peer-port", "http-port", "api-port", "controllers-port", "agent-port", "dns-port")
+PORTS = ("etcd-port", "etcd-peer-port", "http-port", "api-port", "controllers-port", "agent-port", "dns-port",
+         "gateway-port")
 
 
 @pytest.fixture
