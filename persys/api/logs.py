@@ -15,10 +15,14 @@ from aiohttp import web
 from persys.agentclient import AgentClient
 from persys.api import openapi
 from persys.api.app import PREFIX
+from persys.api.auth import FULL_ACCESS, allow
 from persys.api.context import api_context
+from persys.api.permission import permit
 from persys.errors import BadRequest, Unavailable
 from persys.httpedge import is_digits
+from persys.resources.kinds import WORKLOAD
 from persys.security.paths import HMAC_KEY_ID
+from persys.security.pki import GATEWAY
 
 MAX_TAIL = 10_000
 
@@ -40,7 +44,9 @@ def cluster_ca(request: web.Request) -> bytes | None:
 
 async def _agent_for(request: web.Request) -> tuple[AgentClient, str]:
     ctx = api_context(request)
-    workload = await ctx.store.get("Workload", request.match_info["namespace"], request.match_info["name"])
+    namespace, name = request.match_info["namespace"], request.match_info["name"]
+    await permit(request, "get", WORKLOAD, namespace, name, "log")
+    workload = await ctx.store.get("Workload", namespace, name)
     node_name = workload.status.get("nodeName") or workload.spec.get("nodeName")
     if not node_name:
         raise BadRequest(f'workload "{workload.metadata.name}" is not scheduled to a node yet: it has no logs')
@@ -52,6 +58,7 @@ async def _agent_for(request: web.Request) -> tuple[AgentClient, str]:
     return agent, workload.metadata.uid
 
 
+@allow(*FULL_ACCESS, GATEWAY)
 @openapi.query(tailLines=f"the last lines to send, 0-{MAX_TAIL} (default 100)",
                follow="true: keep the stream open and send new lines as they come")
 async def workload_log(request: web.Request) -> web.StreamResponse:

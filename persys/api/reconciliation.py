@@ -17,6 +17,7 @@ from aiohttp import web
 from persys.api import openapi
 from persys.api.auth import FULL_ACCESS, allow
 from persys.api.context import api_context
+from persys.api.permission import permit
 from persys.controllers.conditions import RECONCILE_REQUESTED
 from persys.controllers.reconciler import TRIGGER_KEY
 from persys.controllers.stats import load_stats
@@ -26,6 +27,7 @@ from persys.resources import Resource, now_iso
 from persys.resources.kinds import WORKLOAD
 from persys.resources.phase import DesiredState
 from persys.resources.schema import check_dns1123
+from persys.security.pki import GATEWAY
 from persys.store import ObjectStore
 
 NAMESPACE_QUERY = "the namespace of a workload named by {id} (default: default)"
@@ -50,9 +52,10 @@ async def find_workload(store: ObjectStore, ident: str, namespace: str) -> Resou
     raise NotFound(f'workload "{ident}" not found (by name in namespace {namespace!r} or by uid)')
 
 
-@allow(*FULL_ACCESS)
+@allow(*FULL_ACCESS, GATEWAY)
 async def stats(request: web.Request) -> web.Response:
     """Reconciliation statistics: totals, errors, success rate, actions, the last full pass."""
+    await permit(request, "list", WORKLOAD, "")  # about every namespace's workloads
     try:
         data = await load_stats(api_context(request).etcd)
     except ValueError:
@@ -60,20 +63,22 @@ async def stats(request: web.Request) -> web.Response:
     return web.json_response({**EMPTY_STATS, **data})
 
 
-@allow(*FULL_ACCESS)
+@allow(*FULL_ACCESS, GATEWAY)
 async def trigger(request: web.Request) -> web.Response:
     """Ask the reconciler for a full pass now (202: it runs asynchronously)."""
+    await permit(request, "update", WORKLOAD, "")
     now = now_iso()
     await api_context(request).etcd.put(TRIGGER_KEY, json.dumps({"time": now}).encode())
     return web.json_response({"status": "triggered", "time": now}, status=202)
 
 
-@allow(*FULL_ACCESS)
+@allow(*FULL_ACCESS, GATEWAY)
 @openapi.query(namespace=NAMESPACE_QUERY)
 async def reconcile_one(request: web.Request) -> web.Response:
     """Ask the reconciler to look at one workload now (202)."""
     store = api_context(request).store
     found = await find_workload(store, request.match_info["id"], request.query.get("namespace", "default"))
+    await permit(request, "update", WORKLOAD, found.metadata.namespace, found.metadata.name, "reconcile")
     now = now_iso()
     await store.modify(WORKLOAD.kind, found.metadata.namespace, found.metadata.name,
                        lambda obj: obj.metadata.annotations.__setitem__(RECONCILE_REQUESTED, now))
@@ -92,13 +97,14 @@ async def _desired_state(request: web.Request) -> str:
     return str(value)
 
 
-@allow(*FULL_ACCESS)
+@allow(*FULL_ACCESS, GATEWAY)
 @openapi.query(namespace=NAMESPACE_QUERY)
 async def desired_state(request: web.Request) -> web.Response:
     """Set a workload's ``spec.desiredState`` (Running or Stopped); answers the workload."""
     value = await _desired_state(request)
     store = api_context(request).store
     found = await find_workload(store, request.match_info["id"], request.query.get("namespace", "default"))
+    await permit(request, "update", WORKLOAD, found.metadata.namespace, found.metadata.name, "desired-state")
     updated = await store.modify(WORKLOAD.kind, found.metadata.namespace, found.metadata.name,
                                  lambda obj: obj.spec.__setitem__("desiredState", value))
     return web.json_response(WORKLOAD.to_wire(updated))

@@ -9,6 +9,7 @@ import aiohttp
 import pytest
 import yaml
 
+from persys.api.server import default_routes
 from persys.client import ApiClient
 from persys.errors import Forbidden, Unauthorized
 from persys.gateway.server import Gateway
@@ -145,3 +146,31 @@ async def test_logged_out_tokens_stop_at_the_proxy_at_once(
         await client(gateway, api).logout(tokens["access_token"])
         with pytest.raises(Unauthorized, match="ended"):
             await octocat.list("Workload", "default")
+
+
+async def test_reconciliation_routes_follow_the_bindings(api: RunningApi, github: FakeGitHub,
+                                                        etcd_server: EtcdServer) -> None:
+    full = ApiThread(etcd_server.url, api.pki.home, extra_routes=default_routes()).start()  # with /workloads/…
+    try:
+        async with Gateway(gateway_config(api, github, servers=(full.secure_url,))) as gw:
+            await _reconciliation_routes(gw, api, github)
+    finally:
+        full.stop()
+
+
+async def _reconciliation_routes(gateway: Gateway, api: RunningApi, github: FakeGitHub) -> None:
+    tokens = await login(gateway, api, github)
+    async with api.client() as admin:
+        await admin.create(workload("web"))
+    await bind(api, ("github-user", "octocat"), "view", namespace="default")
+    stop = {"desiredState": "Stopped"}
+    async with as_user(gateway, api, tokens["access_token"]) as octocat:
+        await eventually(lambda: _try(octocat.list("Workload", "default")), what="view allowed")
+        with pytest.raises(Forbidden, match="github:octocat"):
+            await octocat.request("PUT", "/workloads/web/desired-state", body=stop)  # view may not change it
+        with pytest.raises(Forbidden, match="all namespaces"):
+            await octocat.request("GET", "/reconciliation/stats")  # stats are about every namespace
+        await bind(api, ("github-user", "octocat"), "edit", namespace="default")
+        changed = await eventually(lambda: _try(octocat.request("PUT", "/workloads/web/desired-state", body=stop)),
+                                   what="edit allowed")
+        assert changed[1]["spec"]["desiredState"] == "Stopped"
