@@ -28,6 +28,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str], int]] = {
     "scale": ("scale.py", ["--profile"], ["--quick"], 720),
     "listing": ("listing.py", [], ["--quick"], 600),
     "operator": ("operator.py", [], ["--quick"], 600),
+    "gateway": ("gateway.py", [], ["--quick"], 300),
 }
 
 

@@ -28,6 +28,7 @@ from persys.errors import Unauthorized
 ISSUER = "persys-gateway"
 AUDIENCE = "persys"
 ALGORITHM = "HS256"
+VERIFIED_CACHE = 10_000  # tokens remembered as verified (all forgotten at once when full)
 
 
 def ensure_signing_key(path: Path) -> bytes:
@@ -58,6 +59,7 @@ class Tokens:
     def __init__(self, key: bytes, *, access_ttl: int) -> None:
         self._key = key
         self.access_ttl = access_ttl
+        self._verified: dict[str, Claims] = {}
         self._fernet = Fernet(base64.urlsafe_b64encode(hmac.new(key, b"persys-gateway/github-token",
                                                                  hashlib.sha256).digest()))
 
@@ -70,7 +72,20 @@ class Tokens:
         return jwt.encode(claims, self._key, algorithm=ALGORITHM), self.access_ttl
 
     def verify(self, token: str) -> Claims:
-        """The claims of a valid access token; Unauthorized naming what is wrong otherwise."""
+        """The claims of a valid access token; Unauthorized naming what is wrong otherwise.
+
+        A token checked once is remembered until it expires (a client sends the same one many times).
+        """
+        known = self._verified.get(token)
+        if known is not None and known.expires > time.time():
+            return known
+        claims = self._verify(token)
+        if len(self._verified) >= VERIFIED_CACHE:
+            self._verified.clear()
+        self._verified[token] = claims
+        return claims
+
+    def _verify(self, token: str) -> Claims:
         try:
             claims: dict[str, Any] = jwt.decode(token, self._key, algorithms=[ALGORITHM], audience=AUDIENCE,
                                                 issuer=ISSUER, options={"require": ["exp", "sub", "sid"]})

@@ -32,6 +32,7 @@ HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy
                         "transfer-encoding", "upgrade", "host", "content-length"})
 DROPPED = HOP_BY_HOP | {"authorization", "cookie"}
 IMPERSONATE_USER = "Impersonate-User"
+WHOLE_BODY = 1024 * 1024  # answers up to this size (with a Content-Length) are relayed in one piece; the rest stream
 IMPERSONATE_GROUP = "Impersonate-Group"
 
 
@@ -113,12 +114,15 @@ class Upstreams:
 
 
 async def _relay(request: web.Request, upstream: aiohttp.ClientResponse) -> web.StreamResponse:
+    headers = [(name, value) for name, value in upstream.headers.items() if name.lower() not in HOP_BY_HOP]
+    length = upstream.headers.get("Content-Length")
+    if length is not None and length.isdigit() and int(length) <= WHOLE_BODY:
+        # a whole answer of known size (most are): one write, no chunked framing
+        whole = web.Response(status=upstream.status, reason=upstream.reason, body=await upstream.read())
+        whole.headers.extend(headers)
+        return whole
     response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
-    for name, value in upstream.headers.items():
-        if name.lower() not in HOP_BY_HOP:
-            response.headers.add(name, value)
-    if upstream.headers.get("Content-Length") and "Content-Encoding" not in upstream.headers:
-        response.content_length = int(upstream.headers["Content-Length"])
+    response.headers.extend(headers)
     await response.prepare(request)
     try:
         async for chunk in upstream.content.iter_any():
