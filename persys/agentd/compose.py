@@ -133,8 +133,9 @@ class ComposeRuntime:
         auth = compose.get("auth") or {}
         home = self._dir(workload.uid)
         repo = home / "repo"
-        await self.git.clone(str(compose.get("repo") or ""), str(compose.get("ref") or ""), repo,
-                             username=str(auth.get("username") or ""), token=str(auth.get("token") or ""))
+        revision = await self.git.clone(str(compose.get("repo") or ""), str(compose.get("ref") or ""), repo,
+                                        revision=str(compose.get("revision") or ""),
+                                        username=str(auth.get("username") or ""), token=str(auth.get("token") or ""))
         workdir = inside(repo, str(compose.get("path") or "."), "spec.compose.path")
         if not workdir.is_dir():
             raise BadRequest(f"spec.compose.path {compose.get('path')!r} is not a directory in the repository")
@@ -150,7 +151,7 @@ class ComposeRuntime:
             override["version"] = document["version"]
         (home / "override.yaml").write_text(yaml.safe_dump(override))
         meta = {"uid": workload.uid, "name": workload.name, "namespace": workload.namespace,
-                "specHash": workload.spec_hash, "file": str(file), "workdir": str(workdir),
+                "specHash": workload.spec_hash, "revision": revision, "file": str(file), "workdir": str(workdir),
                 "env": workload.spec.get("env") or {}, "build": compose.get("build") or "auto",
                 "builds": any(isinstance(s, dict) and "build" in s for s in services.values())}
         (home / "meta.json").write_text(json.dumps(meta))
@@ -254,7 +255,7 @@ class ComposeRuntime:
 def aggregate(meta: dict[str, Any], states: list[WorkloadState], services: list[str], node: str) -> WorkloadState:
     """One state for a project: running when every service runs (or finished with 0), else why not."""
     result = WorkloadState(uid=meta["uid"], name=meta["name"], namespace=meta["namespace"], node=node,
-                           specHash=meta["specHash"])
+                           specHash=meta["specHash"], revision=str(meta.get("revision") or ""))
     if not states:
         result.state, result.message = "created", "no containers"
         return result

@@ -1,31 +1,22 @@
 """Fetching compose repositories with git, without ever exposing the access token.
 
-The token reaches git only through the environment of the git process, read back by a
-``GIT_ASKPASS`` script that holds no secret itself; it never appears in arguments (visible in
-``ps``), in the checkout's config, or in logs and error messages. Only ``https://`` URLs,
+The token reaches git only as ``persys.security.git`` passes it (never in arguments, config, logs
+or errors). Only ``https://`` URLs,
 ``file://`` URLs and local paths are accepted; anything starting with ``-`` (an option
 injection) or using another scheme (``ssh``, ``ext::``, scp-like ``host:path``) is refused.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
 import re
 import shutil
 from pathlib import Path
 
 from persys.errors import BadRequest, RuntimeFailure
+from persys.security.git import GIT_TIMEOUT, Git
 
-GIT_TIMEOUT = 120.0
-DEFAULT_USERNAME = "x-access-token"
-ASKPASS_SCRIPT = """#!/bin/sh
-case "$1" in
-  Username*) printf '%s\\n' "$PERSYS_GIT_USERNAME" ;;
-  *) printf '%s\\n' "$PERSYS_GIT_TOKEN" ;;
-esac
-"""
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
+_COMMIT = re.compile(r"[0-9a-f]{40}")
 
 
 def validate_repo(repo: str) -> str:
@@ -59,61 +50,49 @@ def _empty(dest: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
 
 
-def _redact(text: str, secret: str) -> str:
-    return text.replace(secret, "***") if secret else text
-
-
 class GitFetcher:
     """Clones repositories at a ref; ``askpass_dir`` holds the (secret-free) askpass script."""
 
     def __init__(self, askpass_dir: Path, timeout: float = GIT_TIMEOUT) -> None:
-        self.askpass = askpass_dir / "git-askpass.sh"
-        self.timeout = timeout
+        self.git = Git(askpass_dir, timeout)
 
-    def _askpass(self) -> Path:
-        if not self.askpass.exists():
-            self.askpass.parent.mkdir(parents=True, exist_ok=True)
-            self.askpass.write_text(ASKPASS_SCRIPT)
-            self.askpass.chmod(0o700)
-        return self.askpass
-
-    def _env(self, username: str, token: str) -> dict[str, str]:
-        env = {key: value for key, value in os.environ.items() if key in ("PATH", "HOME", "LANG", "TMPDIR")}
-        env.update({"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": str(self._askpass()),
-                    "PERSYS_GIT_USERNAME": username or DEFAULT_USERNAME, "PERSYS_GIT_TOKEN": token,
-                    "GIT_CONFIG_NOSYSTEM": "1"})
-        return env
-
-    async def _git(self, args: list[str], env: dict[str, str], cwd: Path | None, token: str) -> str:
-        process = await asyncio.create_subprocess_exec(
-            "git", *args, cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        try:
-            stdout, stderr = await asyncio.wait_for(process.communicate(), self.timeout)
-        except TimeoutError as e:
-            process.kill()
-            await process.wait()
-            raise RuntimeFailure(f"git {args[0]} timed out after {self.timeout:g}s") from e
-        if process.returncode != 0:
-            detail = _redact(stderr.decode(errors="replace").strip(), token).splitlines()
-            raise RuntimeFailure(f"git {args[0]} failed: {' '.join(detail[-3:]) or f'exit {process.returncode}'}")
-        return stdout.decode(errors="replace").strip()
-
-    async def clone(self, repo: str, ref: str, dest: Path, *, username: str = "", token: str = "") -> None:
-        """A fresh checkout of ``repo`` at ``ref`` (branch, tag or commit; default branch if empty)."""
+    async def clone(self, repo: str, ref: str, dest: Path, *, revision: str = "", username: str = "",
+                    token: str = "") -> str:
+        """A fresh checkout of ``repo`` at ``revision`` (a commit id), else at ``ref`` (branch, tag or
+        commit; the default branch if empty); the commit checked out."""
         repo, ref = validate_repo(repo), validate_ref(ref)
+        if revision and not _COMMIT.fullmatch(revision):
+            raise BadRequest(f"spec.compose.revision {revision!r} is not a full commit id")
         _empty(dest)
-        env = self._env(username, token)
-        await self._git(["clone", "--quiet", "--no-recurse-submodules", "--", repo, str(dest)], env, None, token)
-        if ref:
+        env = self.git.env(username, token)
+        await self.git.run(["clone", "--quiet", "--no-recurse-submodules", "--", repo, str(dest)], env, None, token)
+        if revision:
+            await self._fetch_commit(revision, env, dest, token)
+            await self.git.run(["checkout", "--quiet", "--detach", revision], env, dest, token)
+        elif ref:
             commit = await self._resolve(ref, env, dest, token)
-            await self._git(["checkout", "--quiet", "--detach", commit], env, dest, token)
+            await self.git.run(["checkout", "--quiet", "--detach", commit], env, dest, token)
+        return await self.git.run(["rev-parse", "HEAD"], env, dest, token)
+
+    async def _fetch_commit(self, revision: str, env: dict[str, str], dest: Path, token: str) -> None:
+        """Make sure the clone has ``revision`` (a commit no branch reaches yet is fetched by its id)."""
+        present = ["cat-file", "-e", f"{revision}^{{commit}}"]
+        try:
+            await self.git.run(present, env, dest, token)
+            return
+        except RuntimeFailure:
+            pass
+        try:
+            await self.git.run(["fetch", "--quiet", "origin", revision], env, dest, token)
+            await self.git.run(present, env, dest, token)
+        except RuntimeFailure:
+            raise RuntimeFailure(f"revision {revision} is not in the repository (spec.compose.revision)") from None
 
     async def _resolve(self, ref: str, env: dict[str, str], dest: Path, token: str) -> str:
         """The commit of a remote branch, a tag or a commit id, in that order."""
         for candidate in (f"refs/remotes/origin/{ref}", ref):
             try:
-                return await self._git(["rev-parse", "--verify", "--quiet", "--end-of-options",
+                return await self.git.run(["rev-parse", "--verify", "--quiet", "--end-of-options",
                                         f"{candidate}^{{commit}}"], env, dest, token)
             except RuntimeFailure:
                 continue

@@ -58,6 +58,7 @@ class WorkloadState:
     specHash: str = ""
     message: str = ""
     reason: str = ""
+    revision: str = ""  # a compose app's checked-out commit
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

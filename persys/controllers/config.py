@@ -27,6 +27,7 @@ class ControllersConfig:
     log_tail: int = 20                   # log lines put into an Event when a container stops
     workers: int = 16                    # reconcile workers of the reconciler (the monitor takes at most 4)
     watch_stall_seconds: float = 300.0   # informer watchdog: relist after this much silence
+    git_poll_seconds: float = 180.0      # git poller: ask followed branches for their tip this often (0: never)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ControllersConfig:

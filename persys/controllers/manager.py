@@ -12,6 +12,7 @@ from pathlib import Path
 from persys.controllers.agents import AgentPool
 from persys.controllers.config import ControllersConfig
 from persys.controllers.gc import GarbageCollector
+from persys.controllers.gitpoll import GitPoller
 from persys.controllers.monitor import Monitor
 from persys.controllers.reconciler import Reconciler
 from persys.controllers.scheduler import Scheduler
@@ -23,7 +24,7 @@ from persys.runtime.manager import Manager
 from persys.security.paths import HMAC_KEY_ID, HomePaths, default_home, read_hmac_secret
 from persys.store.etcd import Etcd
 
-ALL_CONTROLLERS = ("scheduler", "reconciler", "status", "monitor", "gc")
+ALL_CONTROLLERS = ("scheduler", "reconciler", "status", "monitor", "gc", "git-poller")
 
 Extra = Callable[[Manager], None]
 
@@ -72,6 +73,8 @@ def build_manager(etcd_endpoints: str | Sequence[str], *, home: Path | None = No
         manager.add(Monitor(config))
     if "gc" in controllers:
         manager.add(GarbageCollector())
+    if "git-poller" in controllers:
+        manager.add(GitPoller(config.git_poll_seconds, HomePaths(home or default_home()).state / "controllers"))
     for add in extra:
         add(manager)
     return manager

@@ -22,7 +22,7 @@ from persys.resources.phase import LIVE, TRANSITIONAL, ContainerState, DesiredSt
 from persys.runtime.clock import from_iso
 
 OBSERVED = ("containerState", "containerReason", "containerMessage", "containerID", "exitCode", "startedAt",
-            "finishedAt", "specHash", "nodeName")
+            "finishedAt", "specHash", "nodeName", "deployedRevision")
 """The status fields the status controller copies from the agent's report (``nodeName``: where from)."""
 
 LAUNCHES = ("create", "recreate", "start", "restart")

@@ -42,7 +42,8 @@ def observation(report: Report | None, node: str) -> dict[str, Any]:
             "containerReason": report.get("reason") or "", "containerMessage": report.get("message") or "",
             "containerID": report.get("containerID") or "", "exitCode": report.get("exitCode"),
             "startedAt": report.get("startedAt"), "finishedAt": report.get("finishedAt"),
-            "specHash": report.get("specHash") or "", "nodeName": node}
+            "specHash": report.get("specHash") or "", "nodeName": node,
+            "deployedRevision": report.get("revision") or None}
 
 
 def _seen_on(workload: Resource, node: str) -> bool:

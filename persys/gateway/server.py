@@ -25,6 +25,7 @@ from persys.gateway.login import Login
 from persys.gateway.sessions import Sessions
 from persys.gateway.tokens import Tokens, ensure_signing_key
 from persys.gateway.upstream import Upstreams
+from persys.gateway.webhooks import GitHubWebhooks
 from persys.httpedge import GuardedSite, app_runner, error_middleware
 from persys.observability import metrics
 from persys.observability.logging import get_logger
@@ -84,6 +85,7 @@ class Gateway(Component):
         self.github = GitHub(config.github)
         self.sessions = Sessions(self.api, self.tokens, self.github, refresh_ttl=config.refresh_ttl)
         self.login = Login(self.github, self.sessions, flow_key=signing_key, public_url=config.url)
+        self.webhooks = GitHubWebhooks(self.api)
         self.app = self._build_app()
         self._runner: web.AppRunner | None = None
         self.port = config.listen[1]
@@ -98,6 +100,7 @@ class Gateway(Component):
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/metrics", self._metrics)
         self.login.add_routes(app)
+        self.webhooks.add_routes(app)
         app.router.add_route("*", "/{path:.*}", self._proxy)
         return app
 

@@ -11,7 +11,7 @@ import posixpath
 from collections.abc import Callable
 from functools import partial
 
-from persys.resources.gitsource import check_ref, check_repo
+from persys.resources.gitsource import check_commit, check_ref, check_repo
 from persys.resources.imageref import check_image
 from persys.resources.names import check_dns1123, check_env_name, check_label_value, check_qualified_name
 from persys.resources.quantity import CPU_REQUEST_LIMIT, MEMORY_REQUEST_LIMIT, check_quantity, parse_cpu, parse_memory
@@ -57,6 +57,7 @@ FORMATS: dict[str, Check] = {
     "image": check_image,
     "gitrepo": check_repo,
     "gitref": check_ref,
+    "gitcommit": check_commit,
     "abspath": check_absolute_path,
     "innerpath": check_inner_path,
     "cpu": partial(check_quantity, parse_cpu, limit=CPU_REQUEST_LIMIT),  # a workload's request: bounded

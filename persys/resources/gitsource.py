@@ -51,6 +51,16 @@ def check_repo(value: str) -> str | None:
     return f"is not an allowed git URL: {_REPO_FORMS}"
 
 
+_SHA = re.compile(r"[0-9a-f]{40}")
+
+
+def check_commit(value: str) -> str | None:
+    """None when ``value`` is empty (the tip of the ref) or a full commit id: 40 lowercase hex digits."""
+    if not value or _SHA.fullmatch(value):
+        return None
+    return "must be a full commit id: 40 lowercase hexadecimal digits"
+
+
 def check_ref(value: str) -> str | None:
     """None when ``value`` is empty (the default branch) or a valid git ref name, else the message."""
     if not value:

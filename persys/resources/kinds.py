@@ -66,6 +66,8 @@ WORKLOAD_SPEC: Schema = {"type": "object", "properties": {
     "backoff": {"type": "object", "properties": {"initialSeconds": BACKOFF_SECONDS, "maxSeconds": BACKOFF_SECONDS}},
     "compose": {"type": "object", "properties": {
         "repo": {"type": "string", "format": "gitrepo"}, "ref": {"type": "string", "format": "gitref", "default": ""},
+        # the commit to deploy (a push sets it); "" deploys the tip of ref as found when the app is set up
+        "revision": {"type": "string", "format": "gitcommit", "default": ""},
         "path": {"type": "string", "format": "innerpath", "default": "."},
         "file": {"type": "string", "default": ""}, "authSecret": {"type": "string", "default": ""},
         "build": {"type": "string", "enum": ["auto", "always", "never"], "default": "auto"},
@@ -76,7 +78,7 @@ WORKLOAD_STATUS: Schema = {"type": "object", "properties": {
     "phase": {"type": "string", "enum": WORKLOAD_PHASES},
     "nodeName": STRING, "containerID": STRING, "restarts": {"type": "integer", "minimum": 0},
     "exitCode": INT_OR_NULL, "startedAt": TIME, "finishedAt": TIME, "message": STRING,
-    "observedGeneration": {"type": "integer"}, "specHash": STRING,
+    "observedGeneration": {"type": "integer"}, "specHash": STRING, "deployedRevision": STRING,
     "conditions": CONDITIONS,
     "lastReconcile": {"type": "object", "properties": {
         "time": TIME, "action": STRING, "result": STRING, "message": STRING}},

@@ -143,7 +143,7 @@ async def test_refused_clone_is_reported_until_a_good_apply(tmp_path, start_agen
 
 async def test_git_token_only_travels_through_the_environment(tmp_path: Path) -> None:
     fetcher = GitFetcher(tmp_path)
-    env = fetcher._env("someone", "tok-123")
+    env = fetcher.git.env("someone", "tok-123")
     for prompt, expected in (("Username for 'https://x': ", "someone"), ("Password for 'https://x': ", "tok-123")):
         process = await asyncio.create_subprocess_exec(env["GIT_ASKPASS"], prompt, env=env,
                                                        stdout=asyncio.subprocess.PIPE)

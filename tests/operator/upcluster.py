@@ -55,12 +55,12 @@ class UpCluster:
 
 
 @contextlib.asynccontextmanager
-async def up_cluster(tmp: Path) -> AsyncIterator[UpCluster]:
+async def up_cluster(tmp: Path, *, gateway: bool = False) -> AsyncIterator[UpCluster]:
     await check_docker()
     node = f"op-{secrets.token_hex(3)}"
     config = UpConfig(home=tmp / "home", etcd_port=free_port(), etcd_peer_port=free_port(), http_port=free_port(),
                       api_port=free_port(), controllers_port=free_port(), agent_port=free_port(),
-                      dns_port=free_port(), node_name=node)
+                      dns_port=free_port(), node_name=node, gateway_port=free_port() if gateway else None)
     paths = prepare_home(config)
     pki.issue(paths, IDENTITY, "operators")
     cluster, stop = Cluster(config), asyncio.Event()
