@@ -29,6 +29,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str], int]] = {
     "listing": ("listing.py", [], ["--quick"], 600),
     "operator": ("operator.py", [], ["--quick"], 600),
     "gateway": ("gateway.py", [], ["--quick"], 300),
+    "pushdeploy": ("pushdeploy.py", [], ["--quick"], 600),
 }
 
 

@@ -29,6 +29,7 @@ class SimulationConfig:
     start_latency: float = 0.0
     exit_after: float | None = None
     exit_code: int = 1
+    settle: float = 0.0  # an apply ends this long after its container runs (docker-compose up returns late)
 
     @classmethod
     def from_env(cls) -> SimulationConfig:
@@ -84,7 +85,9 @@ class SimulatedRuntime:
         self._hollows[workload.uid] = _Hollow(state)
         self.hub.publish(state)
         if workload.wants_running:
-            return await self.start(workload.uid)
+            started = await self.start(workload.uid)
+            await asyncio.sleep(self.config.settle)
+            return started
         return state
 
     async def start(self, uid: str) -> WorkloadState:

@@ -40,6 +40,7 @@ from persys.runtime.informer import DELETED, IndexFunc
 
 TRIGGER_KEY = "/persys/triggers/reconciler"
 PENDING_OPERATION = ("queued", "running")
+OPERATION_POLL = 1.0  # seconds: a relaunch for a new spec looks again this soon while the last launch is running
 
 Change = Callable[[Resource], None]
 
@@ -135,6 +136,8 @@ class Reconciler(Controller):
         assert node is not None
         agent = self.agents.client(node)
         if action in d.LAUNCHES and await self._operation_pending(workload, agent):
+            if (workload.status.get("lastAction") or {}).get("generation") != workload.metadata.generation:
+                return Result(requeue_after=OPERATION_POLL)  # a new spec waits for the launch to end, no longer
             await self._restart_grace(workload)
             return Result(requeue_after=self.policy.grace)
         if action == d.DELETE:

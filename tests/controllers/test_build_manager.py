@@ -26,7 +26,8 @@ async def test_all_controllers_run_and_report_health(etcd_server: EtcdServer) ->
         async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/healthz") as resp:
             health = await resp.json()
         assert resp.status == 200 and health["leader"] is True
-        assert health["controllers"] == ["scheduler", "reconciler", "status", "monitor", "gc", "dns-registrar"]
+        assert health["controllers"] == ["scheduler", "reconciler", "status", "monitor", "gc", "git-poller",
+                                         "dns-registrar"]
         # gc watches every kind but those that expire on a lease (Events)
         assert {i["kind"] for i in health["informers"]} == {k.kind for k in REGISTRY.all() if k.lease_ttl is None}
     finally:

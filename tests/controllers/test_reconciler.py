@@ -101,6 +101,25 @@ async def test_no_double_launch_when_the_agent_is_slow(store: ObjectStore, hollo
     assert len(await events_for(store, obj, "Created")) == 1
 
 
+async def test_a_new_spec_waits_for_the_last_launch_to_end_not_for_a_grace(
+        store: ObjectStore, hollow_node: NodeFactory, controllers: ManagerFactory) -> None:
+    """A compose launch returns a while after its containers run: a spec changed meanwhile (a push) is
+    launched once that operation has ended, not a whole grace period (here 60 s) later."""
+    node = await hollow_node("settling", settle=1.5)
+    await controllers(grace_seconds=60, full_pass_seconds=300)
+    await store.create(workload("app"))
+    obj = await eventually(lambda: in_phase(store, "app", "Running", containerState="running"), what="Running")
+    uid, first = obj.metadata.uid, (await node.runtime.get(obj.metadata.uid)).containerID
+    await store.modify("Workload", "default", "app", lambda o: o.spec.update(env={"REVISION": "2"}))
+
+    async def relaunched() -> bool:
+        state = await node.runtime.get(uid)
+        return state.containerID != first and state.state == "running"
+
+    await eventually(relaunched, what="the new spec launched after the first operation ended", timeout=20)
+    assert launches(node, uid) == ["apply", "apply"]
+
+
 async def test_crash_loop_restarts_with_backoff(store: ObjectStore, hollow_node: NodeFactory,
                                                 controllers: ManagerFactory) -> None:
     node = await hollow_node("crashy", exit_after=0.2)

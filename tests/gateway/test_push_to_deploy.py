@@ -38,8 +38,8 @@ def compose_repo(path: Path, port: int) -> None:
     path.mkdir()
     (path / "Dockerfile").write_text('FROM persys/busybox:local\nCOPY page.txt /www/index.html\n'
                                      f'CMD ["httpd", "-f", "-p", "{port}", "-h", "/www"]\n')
-    (path / "docker-compose.yml").write_text('version: "3"\nservices:\n  web:\n    build: .\n'
-                                              '    network_mode: host\n')
+    (path / "docker-compose.yml").write_text('version: "3.7"\nservices:\n  web:\n    build: .\n'
+                                              '    network_mode: host\n    init: true\n')  # stops on SIGTERM
     git(path, "init", "-q", "-b", "main")
 
 

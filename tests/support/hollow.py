@@ -86,12 +86,12 @@ class HollowNode:
 
 
 async def start_hollow_node(name: str, store: ObjectStore, *, labels: dict[str, str] | None = None,
-                            start_latency: float = 0.0, exit_after: float | None = None,
+                            start_latency: float = 0.0, exit_after: float | None = None, settle: float = 0.0,
                             capacity: dict[str, str] | None = None,
                             runtime_factory: Callable[[str, EventHub], Runtime] | None = None) -> HollowNode:
     """Start an agent on a free port (simulated, unless ``runtime_factory`` gives another runtime, such
     as Docker), register its Node and keep its heartbeat going."""
-    sim = SimulationConfig(start_latency=start_latency, exit_after=exit_after)
+    sim = SimulationConfig(start_latency=start_latency, exit_after=exit_after, settle=settle)
     agent = Agent(AgentConfig(name=name, host="127.0.0.1", port=free_port(), secrets={"default": SECRET},
                               runtime_factory=runtime_factory or (lambda n, hub: SimulatedRuntime(n, hub, sim))))
     await agent.start()
