@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from persys.client.api import ApiClient
-from persys.errors import BadRequest, NotFound, NotLeader, Unavailable
+from persys.errors import BadRequest, NotFound, Unavailable
 from persys.observability.logging import get_logger
 from persys.operator.events import EventRecorder
 from persys.operator.handlers import HandlerController
@@ -36,7 +36,7 @@ from persys.runtime.backoff import Backoff
 from persys.runtime.clock import Clock, SystemClock
 from persys.runtime.expectations import Expectations
 from persys.runtime.informer import Informer, stats
-from persys.runtime.manager import ControllerCrashed
+from persys.runtime.manager import lead
 from persys.runtime.supervisor import Component, Named, StatusListener, Supervisor
 
 log = get_logger("operator")
@@ -71,10 +71,6 @@ class _Status(StatusListener):
                 "operator": runner.name, "leader": runner.elector.is_leader, "identity": runner.elector.identity,
                 "controllers": [c.name for c in runner.controllers], "informers": informers, **health.to_dict()}
         return web.json_response(body, status=200 if synced and health.healthy else 503)
-
-
-class _LostLeadership(Exception):
-    """Raised inside the leader's task group to cancel every controller when the Lease is lost."""
 
 
 class OperatorRunner(Component):
@@ -192,26 +188,7 @@ class OperatorRunner(Component):
     async def _lead(self) -> None:
         for informer in self.informers():
             await informer.synced.wait()
-        while True:
-            await self.elector.acquire()
-            self.written.clear()
-            self.leading.set()
-            try:
-                async with asyncio.TaskGroup() as group:
-                    for controller in self.controllers:
-                        group.create_task(controller.run(), name=f"controller-{controller.name}")
-                    group.create_task(self._hold(), name="lease-renewal")
-            except* (_LostLeadership, NotLeader):
-                log.warning("stepped down; controllers stopped", operator=self.name)
-            except* Exception as group:  # the supervisor logs it, turns /healthz red and restarts us
-                raise ControllerCrashed("; ".join(f"{type(e).__name__}: {e}" for e in group.exceptions)) from group
-            finally:
-                self.leading.clear()
-                await self.elector.resign()
-
-    async def _hold(self) -> None:
-        await self.elector.hold()
-        raise _LostLeadership()
+        await lead(self.elector, self.controllers, self.leading, on_term=self.written.clear, operator=self.name)
 
     async def run_until_stopped(self, stop: asyncio.Event) -> None:
         """Run under a supervisor of its own until ``stop`` is set (``persys operator run``)."""

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -50,6 +50,48 @@ def _leaves(error: BaseException) -> list[str]:
 
 class _LostLeadership(Exception):
     """Raised inside the leader task group to cancel every controller when leadership ends."""
+
+
+class Elector(Protocol):
+    """What a leadership term needs of an elector: etcd's lease (``LeaderElector``) or the API's Lease."""
+
+    async def acquire(self) -> Any: ...
+
+    async def hold(self) -> None: ...
+
+    async def resign(self) -> None: ...
+
+
+async def lead(elector: Elector, controllers: Sequence[Controller], leading: asyncio.Event, *,
+               until: Callable[[], bool] = lambda: False, on_term: Callable[[], None] = lambda: None,
+               **context: Any) -> None:
+    """Campaign, run ``controllers`` while leading, and campaign again, until ``until()``.
+
+    A lost lease (or a fenced write refused) ends the term: the controllers are cancelled, the lease
+    is resigned, and the next campaign starts. A controller that crashes outside ``reconcile`` ends
+    it with ``ControllerCrashed``, for the supervisor to log, count and restart. ``context`` names
+    whose term it is in the log.
+    """
+    async def hold() -> None:
+        await elector.hold()
+        raise _LostLeadership()
+
+    while not until():
+        await elector.acquire()
+        on_term()
+        leading.set()
+        try:
+            async with asyncio.TaskGroup() as group:
+                for controller in controllers:
+                    group.create_task(controller.run(), name=f"controller-{controller.name}")
+                group.create_task(hold(), name="leader-keepalive")
+        except* (_LostLeadership, NotLeader):
+            log.warning("stepped down; controllers stopped", **context)
+        except* Exception as group:  # the supervisor logs it, turns /healthz red and restarts us
+            raise ControllerCrashed("; ".join(_leaves(group))) from group
+        finally:
+            leading.clear()
+            await elector.resign()
 
 
 class Manager:
@@ -156,25 +198,8 @@ class Manager:
     async def _lead(self) -> None:
         for informer in self.informers():
             await informer.synced.wait()
-        while not self._stop.is_set():
-            await self.elector.acquire()
-            self.leading.set()
-            try:
-                async with asyncio.TaskGroup() as group:
-                    for controller in self.controllers:
-                        group.create_task(controller.run(), name=f"controller-{controller.name}")
-                    group.create_task(self._hold(), name="leader-keepalive")
-            except* (_LostLeadership, NotLeader):
-                log.warning("stepped down; controllers stopped", component=self.elector.component)
-            except* Exception as group:  # the supervisor logs it, turns /healthz red and restarts us
-                raise ControllerCrashed("; ".join(_leaves(group))) from group
-            finally:
-                self.leading.clear()
-                await self.elector.resign()
-
-    async def _hold(self) -> None:
-        await self.elector.hold()
-        raise _LostLeadership()
+        await lead(self.elector, self.controllers, self.leading, until=self._stop.is_set,
+                   component=self.elector.component)
 
     # -- HTTP: /metrics and /healthz --
 
