@@ -31,6 +31,7 @@ import aiodocker
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support: the same app as the tests
 
 from e2e import wait_node_ready  # noqa: E402
 from harness import cancel_on_sigterm, latency_summary, remove_containers, write_results  # noqa: E402
@@ -41,30 +42,10 @@ from persys.observability import logging  # noqa: E402
 from persys.security.tls import client_context  # noqa: E402
 from persys.store.server import free_port  # noqa: E402
 from persys.up import Cluster, UpConfig, check_docker, prepare_home  # noqa: E402
+from tests.support.gitrepo import commit, compose_app_repo  # noqa: E402
 
 SECRET = "bench-secret"
 RAW_PROJECT = f"bench-raw-{secrets.token_hex(3)}"
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-c", "user.name=b", "-c", "user.email=b@example.com", *args], cwd=repo,
-                          check=True, capture_output=True, text=True, timeout=60).stdout.strip()
-
-
-def commit(repo: Path, page: str) -> str:
-    (repo / "page.txt").write_text(page)
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", page)
-    return git(repo, "rev-parse", "HEAD")
-
-
-def make_repo(path: Path, port: int) -> None:
-    path.mkdir()
-    (path / "Dockerfile").write_text('FROM persys/busybox:local\nCOPY page.txt /www/index.html\n'
-                                     f'CMD ["httpd", "-f", "-p", "{port}", "-h", "/www"]\n')
-    (path / "docker-compose.yml").write_text('version: "3.7"\nservices:\n  web:\n    build: .\n'
-                                              '    network_mode: host\n    init: true\n')  # stops on SIGTERM
-    git(path, "init", "-q", "-b", "main")
 
 
 def raw_redeploy(repo: Path, work: Path, previous: Path | None) -> tuple[float, Path]:
@@ -120,7 +101,7 @@ async def run(pushes: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="persys-bench-push-") as tmp_name:
         tmp = Path(tmp_name)
         port, repo = free_port(), tmp / "app"
-        make_repo(repo, port)
+        compose_app_repo(repo, port)
         first = commit(repo, "page 0")
         config = UpConfig(home=tmp / "home", etcd_port=free_port(), etcd_peer_port=free_port(),
                           http_port=free_port(), api_port=free_port(), controllers_port=free_port(),

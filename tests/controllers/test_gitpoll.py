@@ -2,31 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 from controller_support import ManagerFactory, eventually
 
 from persys.resources import REGISTRY, Resource
 from persys.store import ObjectStore
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args], cwd=repo,
-                          check=True, capture_output=True, text=True, timeout=30).stdout.strip()
-
-
-def new_repo(path: Path) -> str:
-    path.mkdir()
-    git(path, "init", "-q", "-b", "main")
-    return commit(path, "one")
-
-
-def commit(repo: Path, content: str) -> str:
-    (repo / "page.txt").write_text(content)
-    git(repo, "add", "page.txt")
-    git(repo, "commit", "-q", "-m", content)
-    return git(repo, "rev-parse", "HEAD")
+from tests.support.gitrepo import commit, new_repo
 
 
 async def follower(store: ObjectStore, name: str, repo: str, deployed: str = "") -> Resource:
@@ -44,8 +26,8 @@ async def revision(store: ObjectStore, name: str) -> str:
 
 async def test_a_new_commit_on_the_followed_branch_becomes_the_revision(
         store: ObjectStore, controllers: ManagerFactory, tmp_path: Path) -> None:
-    repo = tmp_path / "app"
-    first = new_repo(repo)
+    repo = new_repo(tmp_path / "app")
+    first = commit(repo, "one")
     url = repo.as_uri()
     await follower(store, "deployed", url, deployed=first)
     await follower(store, "not-yet", url)  # never deployed: its first deployment takes the tip itself

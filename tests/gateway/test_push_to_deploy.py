@@ -17,30 +17,9 @@ from persys.security.tls import client_context
 from persys.store.server import free_port
 from tests.operator.upcluster import UpCluster, up_cluster
 from tests.support.eventually import eventually
+from tests.support.gitrepo import commit, compose_app_repo
 
 SECRET = "push-secret"
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args], cwd=repo,
-                          check=True, capture_output=True, text=True, timeout=30).stdout.strip()
-
-
-def commit(repo: Path, page: str) -> str:
-    (repo / "page.txt").write_text(page)
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", page)
-    return git(repo, "rev-parse", "HEAD")
-
-
-def compose_repo(path: Path, port: int) -> None:
-    """An app whose image is built from the repository: httpd serving page.txt on ``port``."""
-    path.mkdir()
-    (path / "Dockerfile").write_text('FROM persys/busybox:local\nCOPY page.txt /www/index.html\n'
-                                     f'CMD ["httpd", "-f", "-p", "{port}", "-h", "/www"]\n')
-    (path / "docker-compose.yml").write_text('version: "3.7"\nservices:\n  web:\n    build: .\n'
-                                              '    network_mode: host\n    init: true\n')  # stops on SIGTERM
-    git(path, "init", "-q", "-b", "main")
 
 
 async def page(port: int) -> str:
@@ -70,7 +49,7 @@ async def push(cluster: UpCluster, gateway_url: str, repo_url: str, after: str) 
 
 async def test_a_signed_push_redeploys_the_compose_app_at_the_new_commit(tmp_path: Path) -> None:
     port, repo = free_port(), tmp_path / "shop"
-    compose_repo(repo, port)
+    compose_app_repo(repo, port)
     first = commit(repo, "one")
     uid = ""
     try:
