@@ -4,6 +4,7 @@ kill -9 and resume, delete, SIGTERM. Real etcd, real dockerd, everything on 127.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -93,25 +94,34 @@ async def workload(client: ApiClient, name: str) -> Resource:
     return await client.get("Workload", name)
 
 
+PORTS = ("etcd-port", "etcd-peer-port", "http-port", "api-port", "controllers-port", "agent-port", "dns-port",
+         "gateway-port")
+
+
+@contextlib.contextmanager
+def up_process(tmp_path: Path, prefix: str) -> Iterator[Cluster]:
+    """A `persys up` in a temp home on free ports (the test starts it); stopped and its containers removed after."""
+    c = Cluster(tmp_path / "home", f"{prefix}-{uuid.uuid4().hex[:6]}", {name: free_port() for name in PORTS})
+    c.home.mkdir()
+    try:
+        yield c
+    finally:
+        if c.process and c.process.poll() is None:
+            c.process.send_signal(signal.SIGTERM)
+            try:
+                c.process.wait(30)
+            except subprocess.TimeoutExpired:
+                c.process.kill()
+                c.process.wait()
+        for cid in containers(c.node):
+            docker("rm", "-f", cid)
+
+
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
     subprocess.run([str(ROOT / "scripts" / "example-repos.sh")], check=True)
-    ports = {name: free_port() for name in ("etcd-port", "etcd-peer-port", "http-port", "api-port", "controllers-port",
-                                            "agent-port", "dns-port", "gateway-port")}
-    node = f"e2e-{uuid.uuid4().hex[:6]}"
-    c = Cluster(tmp_path / "home", node, ports)
-    c.home.mkdir()
-    yield c
-    if c.process and c.process.poll() is None:
-        c.process.send_signal(signal.SIGTERM)
-        try:
-            c.process.wait(30)
-        except subprocess.TimeoutExpired:
-            c.process.kill()
-    for cid in containers(node):
-        docker("rm", "-f", cid)
-    for project in docker("ps", "-aq", "--filter", "label=persys.dev/node=" + node).split():
-        docker("rm", "-f", project)
+    with up_process(tmp_path, "e2e") as c:
+        yield c
 
 
 async def test_up_converges_heals_and_resumes(cluster: Cluster) -> None:

@@ -8,39 +8,22 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from persys.client import ApiClient
-from persys.store.server import free_port
-from tests.e2e.test_up import Cluster, containers, docker, until
+from tests.e2e.test_up import Cluster, docker, until, up_process
 from tests.support.workloads import manifest
-
-PORTS = ("etcd-port", "etcd-peer-port", "http-port", "api-port", "controllers-port", "agent-port", "dns-port",
-         "gateway-port")
 
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    """A `persys up` in a temp home on free ports (started by the test); stopped and cleaned up after."""
-    c = Cluster(tmp_path / "home", f"sup-{uuid.uuid4().hex[:6]}", {name: free_port() for name in PORTS})
-    c.home.mkdir()
-    yield c
-    if c.process and c.process.poll() is None:
-        c.process.send_signal(signal.SIGTERM)
-        try:
-            c.process.wait(30)
-        except subprocess.TimeoutExpired:
-            c.process.kill()
-            c.process.wait()
-    for cid in containers(c.node):
-        docker("rm", "-f", cid)
+    with up_process(tmp_path, "sup") as c:
+        yield c
 
 
 def etcd_pid(cluster: Cluster) -> int | None:
