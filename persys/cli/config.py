@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -51,12 +52,7 @@ def load(home: Path, config_file: Path | None = None, server: str | None = None,
     paths = HomePaths(home)
     file = config_file or paths.config
     if file.exists():
-        try:
-            data = yaml.safe_load(file.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise BadRequest(f"{file}: not valid YAML: {e}") from e
-        if not isinstance(data, dict):
-            raise BadRequest(f"{file}: must be a mapping with server, ca, cert and key")
+        data = _read(file, "a mapping with server, ca, cert and key")
         url = server or str(data.get("server") or "")
         if not url:
             raise BadRequest(f"{file}: no server URL; add `server:` or pass --server")
@@ -91,7 +87,8 @@ def forget_login(file: Path) -> None:
     _write(file, data)
 
 
-def _read(file: Path) -> dict[str, object]:
+def _read(file: Path, shape: str = "a mapping") -> dict[str, Any]:
+    """The config file's mapping ({} when there is none); BadRequest naming the file otherwise."""
     if not file.exists():
         return {}
     try:
@@ -99,7 +96,7 @@ def _read(file: Path) -> dict[str, object]:
     except yaml.YAMLError as e:
         raise BadRequest(f"{file}: not valid YAML: {e}") from e
     if not isinstance(data, dict):
-        raise BadRequest(f"{file}: must be a mapping")
+        raise BadRequest(f"{file}: must be {shape}")
     return data
 
 
