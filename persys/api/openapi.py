@@ -32,6 +32,8 @@ _QUERY = {
     "watch": "true: stream changes as application/x-ndjson",
     "resourceVersion": "watch: start after this revision (410 when compacted)",
     "dryRun": "All: validate without storing",
+    "limit": "list: at most this many objects (1-10000); metadata.continue then names the next page",
+    "continue": "list: the next page of a limited list, from the same snapshot (410 once it is compacted)",
 }
 _COPIED = ("enum", "minimum", "maximum", "format", "default", "nullable")
 _DNS1123 = {"type": "string", "format": "dns1123", "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",

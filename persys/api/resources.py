@@ -27,13 +27,13 @@ from persys.api.auth import (
 from persys.api.context import ApiContext, api_context
 from persys.api.permission import permit
 from persys.api.watch import watch_stream
-from persys.errors import BadRequest, Cause, Conflict, Invalid, NotFound
+from persys.errors import BadRequest, Cause, Conflict, Gone, Invalid, NotFound
 from persys.httpedge import is_digits, read_json
 from persys.resources import Kind, Resource, Selector
 from persys.resources.model import Propagation
 from persys.resources.names import check_dns1123
 from persys.resources.registry import CORE_GROUP, CORE_VERSION
-from persys.store import ObjectStore
+from persys.store import ObjectStore, paging
 from persys.store.objects import as_created, check_uid, replaced
 
 _RETRIES = 5  # optimistic writes without a resourceVersion retry on concurrent changes
@@ -163,13 +163,19 @@ async def get_or_list(request: web.Request) -> web.StreamResponse:
         await permit(request, "watch", where.kind, where.namespace, None)
         return await watch_stream(request, where.kind, where.namespace or None, selector)
     await permit(request, "list", where.kind, where.namespace, None)
-    items, revision = await store.list_wire(where.kind.kind, where.namespace or None, selector)
+    limit = paging.parse_limit(request.query.get("limit"))
+    token = request.query.get("continue", "")
+    try:
+        items, revision, following = await store.list_wire(where.kind.kind, where.namespace or None, selector,
+                                                           limit=limit, token=token)
+    except Gone as e:
+        raise Gone(f"continue: the list's snapshot is gone ({e.message}); list again without continue") from None
     if not where.kind.builtin:  # objects read as the stored version (see Kind.from_wire)
         for item in items:
             item["apiVersion"] = where.kind.api_version
+    metadata = {"resourceVersion": str(revision), **({"continue": following} if following else {})}
     return web.json_response({
-        "kind": f"{where.kind.kind}List", "apiVersion": where.kind.api_version,
-        "metadata": {"resourceVersion": str(revision)}, "items": items,
+        "kind": f"{where.kind.kind}List", "apiVersion": where.kind.api_version, "metadata": metadata, "items": items,
     })
 
 

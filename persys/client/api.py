@@ -41,6 +41,9 @@ class WatchItem:
     resource_version: str
 
 
+PAGE = 500  # objects per page of a list
+
+
 class ApiClient:
     """Talks to one API server URL (``fallbacks``: others to go on to when it accepts no connection);
     ``ca``/``cert``/``key`` select mTLS (https URLs)."""
@@ -175,12 +178,22 @@ class ApiClient:
         _, data, _ = await self.request("GET", await self._path(kind, namespace, name))
         return self._obj(data)
 
-    async def list(self, kind: str, namespace: str | None = "default",
-                   selector: str = "") -> tuple[list[Resource], str]:
-        """Objects of ``kind`` in ``namespace`` (None: all namespaces) and the list's resourceVersion."""
-        params = {"labelSelector": selector} if selector else None
-        _, data, _ = await self.request("GET", await self._path(kind, namespace), params=params)
-        return [self._obj(item) for item in data.get("items", [])], str(data["metadata"]["resourceVersion"])
+    async def list(self, kind: str, namespace: str | None = "default", selector: str = "", *,
+                   page: int = PAGE) -> tuple[list[Resource], str]:
+        """Objects of ``kind`` in ``namespace`` (None: all namespaces) and the list's resourceVersion.
+
+        Read in pages of ``page`` objects, all from the snapshot the first one read.
+        """
+        path = await self._path(kind, namespace)
+        params = {"limit": str(page), **({"labelSelector": selector} if selector else {})}
+        items: list[Resource] = []
+        while True:
+            _, data, _ = await self.request("GET", path, params=params)
+            items += [self._obj(item) for item in data.get("items", [])]
+            following = data["metadata"].get("continue")
+            if not following:
+                return items, str(data["metadata"]["resourceVersion"])
+            params = {**params, "continue": following}
 
     async def create(self, obj: Resource, *, dry_run: bool = False) -> Resource:
         _, data, _ = await self.request("POST", await self._path(obj.kind, obj.metadata.namespace or "default"),

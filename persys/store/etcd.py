@@ -140,6 +140,26 @@ class Etcd:
         result = await self._call(lambda c: c.get_range(start, aetcd.utils.prefix_range_end(start)))
         return [_kv(kv) for kv in result.kvs], result.header.revision
 
+    async def page(self, prefix: str, *, start: str = "", limit: int, revision: int = 0) -> tuple[list[KV], int, bool]:
+        """Up to ``limit`` keys under ``prefix`` from ``start`` on (inclusive), as of ``revision`` (0: now);
+        (the keys, the revision read at, whether more follow). Gone when ``revision`` is compacted."""
+        begin = (start or prefix).encode()
+        request = aetcd.rpc.RangeRequest(key=begin, range_end=aetcd.utils.prefix_range_end(prefix.encode()),
+                                         limit=limit, revision=revision)
+
+        async def run(c: aetcd.Client) -> Any:
+            await c.connect()
+            try:
+                return await c.kvstub.Range(request, timeout=self.timeout, metadata=c.metadata)
+            except aetcd.rpc.AioRpcError as e:
+                details = e.details() or ""
+                if e.code() == aetcd.rpc.StatusCode.OUT_OF_RANGE and "compacted" in details:
+                    raise Gone(f"the list's revision {revision} is compacted: {details}") from e
+                raise
+
+        result = await self._call(run)
+        return [_kv(kv) for kv in result.kvs], revision or int(result.header.revision), bool(result.more)
+
     async def revision(self) -> int:
         result = await self._call(lambda c: c.get_range(b"\0", b"\0\0"))
         return int(result.header.revision)

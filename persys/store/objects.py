@@ -28,6 +28,7 @@ from persys.errors import Cause, Conflict, Invalid, NotFound, NotLeader, StoreUn
 from persys.resources.model import GC_FINALIZERS, Propagation, Resource, now_iso
 from persys.resources.registry import Kind, Registry
 from persys.resources.selector import Selector
+from persys.store import paging
 from persys.store.etcd import KV, Compare, Etcd
 from persys.store.keys import kind_prefix, object_key
 
@@ -86,14 +87,25 @@ class ObjectStore:
             raise NotFound(f'{kind.singular} "{name}" not found{where}')
         return self._decode(kind, kv)
 
-    async def list_wire(self, kind_name: str, namespace: str | None = None,
-                        selector: Selector | None = None) -> tuple[list[dict[str, Any]], int]:
+    async def list_wire(self, kind_name: str, namespace: str | None = None, selector: Selector | None = None, *,
+                        limit: int = 0, token: str = "") -> tuple[list[dict[str, Any]], int, str]:
         """Like ``list``, as wire dicts (``Kind.to_wire``'s shape) built straight from etcd's JSON.
 
         The API's list path: no Resource per object, so that 10,000 objects list in well under a second.
+        With ``limit`` a page of at most that many keys (a selector may keep fewer), and the token of the
+        next page ("" after the last); ``token`` continues a list from the revision its first page read
+        (``persys.store.paging``), Gone once that revision is compacted.
         """
         kind = self.registry.get(kind_name)
-        kvs, revision = await self.etcd.range(kind_prefix(kind, namespace))
+        prefix = kind_prefix(kind, namespace)
+        following = ""
+        if limit or token:
+            start, at = paging.decode(token, prefix) if token else ("", 0)
+            kvs, revision, more = await self.etcd.page(prefix, start=start, limit=limit or paging.DEFAULT_PAGE,
+                                                       revision=at)
+            following = paging.encode(kvs[-1].key, revision) if more and kvs else ""
+        else:
+            kvs, revision = await self.etcd.range(prefix)
         items: list[dict[str, Any]] = []
         for kv in kvs:
             data = json.loads(kv.value)
@@ -104,7 +116,7 @@ class ObjectStore:
             if kind.spec_field != "spec":
                 data.pop("status", None)
             items.append(data)
-        return items, revision
+        return items, revision, following
 
     async def list(self, kind_name: str, namespace: str | None = None,
                    selector: Selector | None = None) -> tuple[list[Resource], int]:
