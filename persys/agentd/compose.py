@@ -199,7 +199,8 @@ class ComposeRuntime:
     async def remove(self, uid: str) -> None:
         meta = self._meta(uid)
         try:
-            await self._compose(meta, "down", "--remove-orphans", "-v", "-t", str(self.stop_timeout))
+            # --rmi local: the images built for the app go with it (a redeploy builds the new commit's)
+            await self._compose(meta, "down", "--remove-orphans", "-v", "--rmi", "local", "-t", str(self.stop_timeout))
         finally:
             for container in await self._containers(uid):  # whatever down could not remove
                 with docker_call("remove", container.id):

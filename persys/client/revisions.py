@@ -39,7 +39,7 @@ def follows(workload: Resource, urls: Iterable[str], branch: str, default_branch
         return False
     if normal_url(str(compose["repo"])) not in {normal_url(u) for u in urls}:
         return False
-    ref = str(compose.get("ref") or "")
+    ref, branch = str(compose.get("ref") or "").removeprefix("refs/heads/"), branch.removeprefix("refs/heads/")
     return ref == branch or (not ref and bool(default_branch) and branch == default_branch)
 
 

@@ -1,8 +1,8 @@
 """The git poller: catches pushes a webhook missed by asking each followed branch for its tip.
 
 Every ``git_poll_seconds`` (180 by default; 0 turns it off) the poller runs ``git ls-remote`` once
-per repository and branch that compose workloads follow (``persys.client.revisions.follows``),
-with the token of the first follower's ``authSecret``, and keeps the tips it learnt. Each follower
+per repository, branch, namespace and ``authSecret`` that compose workloads follow, with that
+Secret's token, and keeps the tips it learnt. Each follower
 is then reconciled like any key: when it has been deployed (it asks for a commit, or reports the
 one it runs) and that commit is not the tip, its ``spec.compose.revision`` becomes the tip, a
 fenced write, and the reconciler redeploys it. A webhook and the poll set the same tip, so they
@@ -31,11 +31,13 @@ Source = tuple[str, str]  # (normalised repository URL, branch; "" for the defau
 
 
 def source_of(workload: Resource) -> list[str]:
-    """Index function: the repository and branch a compose workload follows, as one string."""
+    """Index function: the repository and branch a compose workload follows, with the namespace and
+    Secret whose token reads it (one namespace's token never asks for another's workloads)."""
     compose = workload.spec.get("compose") or {}
     if workload.spec.get("type") != "compose" or not compose.get("repo"):
         return []
-    return [f"{normal_url(str(compose['repo']))}#{compose.get('ref') or ''}"]
+    return [f"{normal_url(str(compose['repo']))}#{compose.get('ref') or ''}#{workload.metadata.namespace}"
+            f"#{compose.get('authSecret') or ''}"]
 
 
 @dataclass

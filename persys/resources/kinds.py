@@ -66,8 +66,10 @@ WORKLOAD_SPEC: Schema = {"type": "object", "properties": {
     "backoff": {"type": "object", "properties": {"initialSeconds": BACKOFF_SECONDS, "maxSeconds": BACKOFF_SECONDS}},
     "compose": {"type": "object", "properties": {
         "repo": {"type": "string", "format": "gitrepo"}, "ref": {"type": "string", "format": "gitref", "default": ""},
-        # the commit to deploy (a push sets it); "" deploys the tip of ref as found when the app is set up
-        "revision": {"type": "string", "format": "gitcommit", "default": ""},
+        # the commit to deploy (a push sets it); absent or "" deploys the tip of ref as found when the app is
+        # set up. No default: a default would add the field to every stored app, change its spec hash and
+        # replace it once
+        "revision": {"type": "string", "format": "gitcommit"},
         "path": {"type": "string", "format": "innerpath", "default": "."},
         "file": {"type": "string", "default": ""}, "authSecret": {"type": "string", "default": ""},
         "build": {"type": "string", "enum": ["auto", "always", "never"], "default": "auto"},

@@ -61,6 +61,10 @@ class Git:
             process.kill()
             await process.wait()
             raise RuntimeFailure(f"git {args[0]} timed out after {self.timeout:g}s") from e
+        except asyncio.CancelledError:  # the caller went away: so does git
+            process.kill()
+            await asyncio.shield(process.wait())
+            raise
         if process.returncode != 0:
             detail = redact(stderr.decode(errors="replace").strip(), token).splitlines()
             raise RuntimeFailure(f"git {args[0]} failed: {' '.join(detail[-3:]) or f'exit {process.returncode}'}")

@@ -29,7 +29,7 @@ def test_repository_urls_compare_without_cosmetics(one: str, other: str, same: b
 def compose(repo: str = "https://github.com/acme/shop", ref: str = "main", revision: str = "",
             deployed_revision: str = "", kind: str = "compose") -> Resource:
     spec: dict[str, Any] = {"type": kind, "image": "persys/busybox:local"} if kind == "container" else \
-        {"type": "compose", "compose": {"repo": repo, "ref": ref, "revision": revision}}
+        {"type": "compose", "compose": {"repo": repo, "ref": ref, **({"revision": revision} if revision else {})}}
     obj = REGISTRY.parse({"kind": "Workload", "metadata": {"name": "shop"}, "spec": spec})
     if deployed_revision:
         obj.status["deployedRevision"] = deployed_revision
@@ -57,3 +57,19 @@ def test_the_deployed_commit_is_the_asked_one_else_the_running_one() -> None:
     assert deployed(compose(revision=A, deployed_revision=B)) == A
     assert deployed(compose(deployed_revision=B)) == B
     assert deployed(compose()) == ""
+
+
+def test_a_compose_app_without_a_revision_keeps_its_spec_and_hash() -> None:
+    """No default: an app stored before revisions existed is not replaced by its next apply."""
+    from persys.resources.hashing import spec_hash
+
+    manifest = {"kind": "Workload", "metadata": {"name": "shop"},
+                "spec": {"type": "compose", "compose": {"repo": "https://github.com/acme/shop", "ref": "main"}}}
+    first, again = REGISTRY.parse(manifest), REGISTRY.parse(manifest)
+    assert "revision" not in first.spec["compose"]
+    assert spec_hash(first.spec) == spec_hash(again.spec)
+
+
+def test_a_branch_may_be_named_as_a_ref() -> None:
+    assert follows(compose(ref="refs/heads/main"), URLS, "main", "main")
+    assert follows(compose(), URLS, "refs/heads/main", "main")

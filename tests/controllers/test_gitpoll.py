@@ -21,7 +21,7 @@ async def follower(store: ObjectStore, name: str, repo: str, deployed: str = "")
 
 
 async def revision(store: ObjectStore, name: str) -> str:
-    return str((await store.get("Workload", "default", name)).spec["compose"]["revision"])
+    return str((await store.get("Workload", "default", name)).spec["compose"].get("revision", ""))
 
 
 async def test_a_new_commit_on_the_followed_branch_becomes_the_revision(

@@ -59,7 +59,7 @@ async def hooked(gateway: Gateway, api: RunningApi) -> AsyncIterator[Gateway]:
 
 async def revision(api: RunningApi, name: str, namespace: str = "default") -> str:
     async with api.client() as admin:
-        return str((await admin.get("Workload", name, namespace)).spec["compose"]["revision"])
+        return str((await admin.get("Workload", name, namespace)).spec["compose"].get("revision", ""))
 
 
 async def test_a_push_sets_the_revision_of_the_workloads_following_the_branch(hooked: Gateway,
