@@ -7,10 +7,10 @@ Each mode gets a fresh ``persys server`` process (Python keeps memory it once us
 cannot measure both). In the cache mode the watches start at "now" and share the kind's one etcd
 watch; in the etcd mode they start at a revision older than the cache holds, so each is answered
 by an etcd watch of its own, as every watch was before the cache. The raw baseline is the same
-number of idle keep-alive TLS connections to the same server. A listener takes 512 connections
-(``persys.httpedge.ListenerLimits``), each watch is one, so the default is 480 watches.
+number of idle keep-alive TLS connections to the same server. Each watch is a connection of its
+own (HTTP/1.1), and a listener takes up to 2,048 (``persys.httpedge.ListenerLimits``).
 
-Run: .venv/bin/python bench/watches.py [--watches 480] [--quick]
+Run: .venv/bin/python bench/watches.py [--watches 1000] [--quick]
      (prints a table, writes bench/results-watches.json)
 """
 
@@ -54,10 +54,16 @@ async def open_watch(session: aiohttp.ClientSession, url: str, after: str | None
     return resp
 
 
-async def first_line(resp: aiohttp.ClientResponse, name: str, started: list[float]) -> float:
-    """Seconds from the write to this watch's line about ``name`` (BOOKMARKs and replays skipped)."""
+async def first_line(resp: aiohttp.ClientResponse, name: str, started: list[float]) -> float | str:
+    """Seconds from the write to this watch's line about ``name`` (BOOKMARKs and replays skipped), or the
+    message of the ERROR line that ended the watch first."""
     while True:
-        event = json.loads(await resp.content.readline())
+        data = await resp.content.readline()
+        if not data:
+            return "the stream ended"
+        event = json.loads(data)
+        if event["type"] == "ERROR":
+            return str(event["object"].get("message"))
         if event["object"].get("metadata", {}).get("name") == name:
             return time.perf_counter() - started[0]
 
@@ -93,7 +99,9 @@ async def measure(home: pki.HomePaths, etcd_url: str, watches: int, mode: str) -
             started[0] = time.perf_counter()
             async with session.post(url + PATH, json=workload("probe", "bench")) as resp:
                 assert resp.status == 201, resp.status
-            delays = await asyncio.gather(*readers)
+            outcomes = await asyncio.gather(*readers)
+            delays = [o for o in outcomes if isinstance(o, float)]
+            errors = sorted({o for o in outcomes if isinstance(o, str)})
             for resp in responses:
                 resp.close()
             closed = await settle(process.pid)
@@ -103,7 +111,8 @@ async def measure(home: pki.HomePaths, etcd_url: str, watches: int, mode: str) -
             return {"rss_idle_mb": idle, "rss_watching_mb": loaded, "rss_after_close_mb": closed,
                     "rss_after_second_round_mb": again,
                     "kib_per_watch": (loaded - idle) * 1024 / watches,
-                    "fanout_p50_ms": percentile(delays, 50) * 1000, "fanout_last_ms": max(delays) * 1000}
+                    "fanout_p50_ms": percentile(delays, 50) * 1000, "fanout_last_ms": max(delays) * 1000,
+                    "watches_ended_by_errors": watches - len(delays), "errors": errors[:3]}
     finally:
         stop(process)
 
@@ -142,12 +151,16 @@ def table(results: dict[str, Any]) -> str:
         fanout = f"{r['fanout_p50_ms']:>10.0f}ms{r['fanout_last_ms']:>6.0f}ms" if "fanout_p50_ms" in r else ""
         lines.append(f"{label:38}{r['rss_idle_mb']:>9.0f}{r['rss_watching_mb']:>11.0f}{r['kib_per_watch']:>9.1f}"
                      f"{closed}{fanout}")
+    for mode in ("cache", "etcd"):
+        if results[mode]["watches_ended_by_errors"]:
+            lines.append(f"{mode}: {results[mode]['watches_ended_by_errors']} of {n} watches ended with an ERROR "
+                         f"line before the change reached them: {'; '.join(results[mode]['errors'])}")
     return "\n".join(lines)
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--watches", type=int, default=480)
+    parser.add_argument("--watches", type=int, default=1000)
     parser.add_argument("--quick", action="store_true", help="200 watches")
     args = parser.parse_args()
     cancel_on_sigterm()
