@@ -31,6 +31,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str], int]] = {
     "gateway": ("gateway.py", [], ["--quick"], 300),
     "pushdeploy": ("pushdeploy.py", [], ["--quick"], 600),
     "watches": ("watches.py", [], ["--quick"], 300),
+    "failover": ("failover.py", [], ["--quick"], 600),
 }
 
 
