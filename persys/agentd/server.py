@@ -165,7 +165,8 @@ class AgentApi:
                 await response.write(_line({"type": "state", "time": now_iso(), **state.to_dict()}))
             while True:
                 try:
-                    event = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
+                    async with asyncio.timeout(KEEPALIVE_SECONDS):  # not wait_for: it can swallow a cancel
+                        event = await queue.get()
                 except TimeoutError:
                     await response.write(b"\n")  # finds dead readers; clients skip blank lines
                     continue

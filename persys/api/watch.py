@@ -86,7 +86,8 @@ async def watch_stream(request: web.Request, kind: Kind, namespace: str | None,
         await response.prepare(request)
         while True:
             try:
-                item = await asyncio.wait_for(queue.get(), ctx.bookmark_interval)
+                async with asyncio.timeout(ctx.bookmark_interval):  # not wait_for: it can swallow a cancel
+                    item = await queue.get()
             except TimeoutError:
                 await response.write(_bookmark(kind, revision))
                 continue
