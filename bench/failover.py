@@ -137,6 +137,12 @@ async def measure(cluster: ScaleCluster, kills: int, load: int) -> dict[str, Any
         results["standby_leads_p50_s"] = round(statistics.median(r["standby_leads_s"] for r in runs), 3)
         results["baseline_p50_s"] = round(statistics.median(results["baseline_s"]), 3)
         return results
+    except Exception:
+        for name in failover.managers:
+            path = cluster.tmp / f"{name}.log"
+            lines = path.read_text(errors="replace").splitlines()[-15:] if path.exists() else []
+            print(f"--- {name}.log ---", *(line[:300] for line in lines), sep="\n", file=sys.stderr)
+        raise
     finally:
         follower.cancel()
         await asyncio.gather(follower, return_exceptions=True)
