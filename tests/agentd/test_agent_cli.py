@@ -29,6 +29,8 @@ async def test_hollow_nodes_from_the_command_line(tmp_path: Path) -> None:
     clients = [AgentClient(f"http://127.0.0.1:{base + i}", KEY_ID, SECRET, timeout=2) for i in range(3)]
     try:
         async def all_healthy() -> bool:
+            if process.returncode is not None:  # it died (a port taken meanwhile, say): say why
+                raise AssertionError((await process.stderr.read()).decode()[-2000:])  # type: ignore[union-attr]
             return all([await c.healthz() for c in clients])
 
         await eventually(all_healthy, timeout=30, what="three hollow nodes answering")
@@ -40,7 +42,8 @@ async def test_hollow_nodes_from_the_command_line(tmp_path: Path) -> None:
     finally:
         for client in clients:
             await client.close()
-        process.send_signal(signal.SIGTERM)
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
         try:
             await asyncio.wait_for(process.wait(), 20)
         finally:
