@@ -166,8 +166,9 @@ async def node_config(request: web.Request) -> web.Response:
                               "clusterId": found.value.decode() if found is not None else ""})
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_get(CLUSTER_INFO_PATH, cluster_info)
-    app.router.add_post(CSR_PATH, create_csr)
-    app.router.add_get(CSR_PATH + "/{name}", get_csr)
-    app.router.add_get(NODE_CONFIG_PATH, node_config)
+ROUTES = [
+    ("GET", CLUSTER_INFO_PATH, cluster_info),
+    ("POST", CSR_PATH, create_csr),
+    ("GET", CSR_PATH + "/{name}", get_csr),
+    ("GET", NODE_CONFIG_PATH, node_config),
+]

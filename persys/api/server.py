@@ -38,7 +38,6 @@ ROUTE_MODULES: tuple[str, ...] = (
     "persys.api.reconciliation:add_routes",
     "persys.api.logs:add_routes",
     "persys.api.audit.query:add_routes",
-    "persys.api.bootstrap:add_routes",
 )
 
 log = get_logger("api")

@@ -74,8 +74,8 @@ def load_key(path: Path) -> ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey:
 def new_request(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey, common_name: str, organization: str,
                 sans: Sequence[str]) -> bytes:
     """A PEM certificate request for ``common_name`` (O ``organization``) and ``sans``, signed by ``key``."""
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-                         x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization)])
+    subject = x509.Name([x509.NameAttribute(oid, value) for oid, value in (
+        (NameOID.COMMON_NAME, common_name), (NameOID.ORGANIZATION_NAME, organization)) if value])
     builder = x509.CertificateSigningRequestBuilder().subject_name(subject)
     if sans:
         builder = builder.add_extension(_san(sans), critical=False)
