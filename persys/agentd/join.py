@@ -40,7 +40,7 @@ from persys.security.paths import HMAC_KEY_ID
 
 log = get_logger("agent.join")
 AGENT_SANS = ("localhost", "127.0.0.1")
-POLL_FIRST, POLL_MAX = 0.05, 1.0
+POLL_FIRST, POLL_MAX = 0.05, 0.25  # a signer answers in tens of ms; polling costs one GET
 
 
 @dataclass(frozen=True)
