@@ -82,10 +82,13 @@ def build_agents(settings: LaunchSettings, credentials: Callable[[str], Credenti
         advertise = f"{settings.advertise_host or settings.host}:{port}"
         if settings.server:
             registration = _registration(settings, name, advertise, credentials(name))
+        creds = credentials(name) if settings.server and settings.nodes <= 0 else None
+        renewable = (creds.cert, creds.key, creds.ca) if creds and creds.cert and creds.key and creds.ca else None
         agents.append(Agent(AgentConfig(
             name=name, host=settings.host, port=port, secrets=settings.secrets,
             runtime_factory=runtime_factory(settings, state_dir), labels=settings.labels,
-            parallelism=settings.parallelism, registration=registration, cluster_id=settings.cluster_id)))
+            parallelism=settings.parallelism, registration=registration, cluster_id=settings.cluster_id,
+            certificate=renewable)))
     return agents
 
 

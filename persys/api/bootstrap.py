@@ -12,6 +12,10 @@
 - ``GET /bootstrap/node-config``: for agents, over mTLS: the HMAC secret the controllers sign their calls
   with and the cluster id, which a joined node needs to run as any other.
 
+A node renewing its certificate calls the same two CSR routes over mTLS with its current certificate and
+no token: the CSR records it as ``username`` (its CN) and ``requester`` (its role and SANs), and it reads
+only the CSRs it made; the csr-signer approves a node renewing its own certificate. Renewal is for agents
+(another role is a 403).
 An unknown (never created, or deleted: revoked), expired or malformed token, or a wrong secret, is a 401
 saying which. These handlers are marked ``BOOTSTRAP``: the auth middleware lets them through without a
 client certificate, and they authenticate the token themselves.
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import ssl
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -28,10 +33,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from prometheus_client import Counter
 
-from persys.api.auth import allow, identity
+from persys.api.auth import Identity, allow, identity
 from persys.api.context import ApiContext, api_context
 from persys.api.middleware import BOOTSTRAP
-from persys.errors import Cause, Invalid, NotFound, Unauthorized, Unavailable
+from persys.errors import Cause, Forbidden, Invalid, NotFound, Unauthorized, Unavailable
 from persys.httpedge import read_json
 from persys.observability import tracing
 from persys.resources import Resource
@@ -48,7 +53,7 @@ from persys.security.bootstrap import (
     split_token,
 )
 from persys.security.paths import HMAC_KEY_ID
-from persys.security.pki import AGENTS
+from persys.security.pki import AGENTS, cert_identity
 from persys.store.clusterid import CLUSTER_ID_KEY
 
 BOOTSTRAP_USER = "system:bootstrap:"
@@ -90,6 +95,47 @@ async def authenticate(ctx: ApiContext, header: str, now: float | None = None) -
     return stored
 
 
+@dataclass(frozen=True)
+class Asker:
+    """Who calls a CSR route: a bootstrap token, or an agent renewing its certificate (its CN, role and SANs)."""
+
+    token: str = ""
+    node: Identity | None = None
+    sans: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        return f"bootstrap token {self.token!r}" if self.token else f"node {self.node.name if self.node else ''!r}"
+
+    def fields(self) -> dict[str, Any]:
+        """What the server writes into a CSR's spec about who asked."""
+        if self.token:
+            return {"username": BOOTSTRAP_USER + self.token, "token": self.token}
+        assert self.node is not None
+        return {"username": self.node.name, "token": "", "requester": {"role": self.node.role, "sans": list(self.sans)}}
+
+    def owns(self, csr_obj: Resource) -> bool:
+        if self.token:
+            return csr_obj.spec.get("token") == self.token
+        requester = csr_obj.spec.get("requester") or {}
+        return self.node is not None and not csr_obj.spec.get("token") and requester.get("role") == AGENTS \
+            and csr_obj.spec.get("username") == self.node.name
+
+
+async def asker(request: web.Request) -> Asker:
+    """The token of a request that carries one; else the agent whose certificate it shows (Forbidden for
+    another role); Unauthorized with neither."""
+    ctx = api_context(request)
+    transport = request.transport
+    cert = transport.get_extra_info("peercert") if transport is not None else None
+    if request.headers.get("Authorization") or not cert:
+        return Asker(token=(await authenticate(ctx, request.headers.get("Authorization", ""))).metadata.name)
+    who = Identity(*cert_identity(cert))
+    if who.role != AGENTS:
+        raise Forbidden(f"{who.name!r} (role {who.role or 'none'}): only agents renew their certificate through a "
+                        "CSR here; others use persys pki issue")
+    return Asker(node=who, sans=tuple(str(value) for _, value in cert.get("subjectAltName", ())))
+
+
 @allow(BOOTSTRAP)
 async def cluster_info(request: web.Request) -> web.Response:
     """The CA bundle, its hash and the cluster id: what a joining node checks before it trusts this server."""
@@ -114,16 +160,15 @@ def _request_problem(pem: str) -> str | None:
 
 @allow(BOOTSTRAP)
 async def create_csr(request: web.Request) -> web.Response:
-    """Create a CertificateSigningRequest on behalf of a bootstrap token (201 with the stored object)."""
+    """Create a CertificateSigningRequest for a bootstrap token or a renewing agent (201 with the stored object)."""
     ctx = api_context(request)
-    token = await authenticate(ctx, request.headers.get("Authorization", ""))
+    who = await asker(request)
     body = await read_json(request)
     if not isinstance(body, dict):
         raise Invalid("body must be a CertificateSigningRequest object", causes=[Cause("", "must be a mapping")])
     spec: dict[str, Any] = body["spec"] if isinstance(body.get("spec"), dict) else {}
     served: dict[str, Any] = {**body, "kind": CERTIFICATE_SIGNING_REQUEST.kind, "status": {}, "spec": {
-        **spec, "username": BOOTSTRAP_USER + token.metadata.name, "token": token.metadata.name,
-        "sourceAddress": request.remote or ""}}
+        **{k: v for k, v in spec.items() if k != "requester"}, **who.fields(), "sourceAddress": request.remote or ""}}
     metadata = body.get("metadata")
     traceparent = tracing.inject({}).get("traceparent")
     if isinstance(metadata, dict) and traceparent:  # the signer's span joins this request's trace
@@ -140,16 +185,16 @@ async def create_csr(request: web.Request) -> web.Response:
 
 @allow(BOOTSTRAP)
 async def get_csr(request: web.Request) -> web.Response:
-    """A CSR this request's bootstrap token created (404 for any other)."""
+    """A CSR this request's bootstrap token (or renewing agent) created (404 for any other)."""
     ctx = api_context(request)
-    token = await authenticate(ctx, request.headers.get("Authorization", ""))
+    who = await asker(request)
     name = request.match_info["name"]
-    missing = NotFound(f'certificatesigningrequest "{name}" not found for bootstrap token {token.metadata.name!r}')
+    missing = NotFound(f'certificatesigningrequest "{name}" not found for {who.describe()}')
     try:
         found = await ctx.store.get(CERTIFICATE_SIGNING_REQUEST.kind, "", name)
     except NotFound:
         raise missing from None
-    if found.spec.get("token") != token.metadata.name:
+    if not who.owns(found):
         raise missing
     return web.json_response(CERTIFICATE_SIGNING_REQUEST.to_wire(found))
 

@@ -11,7 +11,10 @@ A request is judged in this order, and the first problem denies it:
 2. its CN must be a name for the role (a node name, a DNS-1123 label, for agents); an O, when given,
    must be the role's;
 3. approved already (by hand, ``persys certificate approve``): sign, as asked;
-4. from a token: the token must still exist and be unexpired, allow the role, allow the node name, and
+4. a node renewing its own certificate (no token; the API recorded the requester): the requester must be
+   an agent, the CN its own, and every SAN one of its current certificate's, or its own as in 5. Approve,
+   reason ``Renewal``; a Ready Node of its name is itself;
+5. from a token: the token must still exist and be unexpired, allow the role, allow the node name, and
    every SAN must be the node's own (its name, ``localhost``, a loopback address, the address the request
    came from, or an address within the token's ``addresses``); a Node of that name that is Ready must
    not exist (another machine holds that name). Then: approve and sign.
@@ -77,6 +80,9 @@ def decide(csr: Resource, info: RequestInfo | None, token: Resource | None, node
     if _true(csr, APPROVED):
         return Decision(Action.SIGN, sans=sans)
     token_id = str(csr.spec.get("token") or "")
+    requester = csr.spec.get("requester") or {}
+    if not token_id and requester:
+        return _renewal(csr, info, role, requester, sans)
     if not token_id:
         return Decision(Action.WAIT, "AwaitingApproval", "no bootstrap token: `persys certificate approve|deny`")
     if refused := _token_problem(token_id, token, role, info.common_name, now):
@@ -91,6 +97,22 @@ def decide(csr: Resource, info: RequestInfo | None, token: Resource | None, node
                                   f"{info.common_name})")
     return Decision(Action.SIGN, "AutoApproved", f"bootstrap token {token_id!r} allows node "
                     f"{info.common_name!r} with role {role}", auto_approved=True, sans=sans)
+
+
+def _renewal(csr: Resource, info: RequestInfo, role: str, requester: dict[str, Any],
+             sans: tuple[str, ...]) -> Decision:
+    asker, node = str(csr.spec.get("username") or ""), info.common_name
+    if requester.get("role") != "persys:agents" or role != "agents":
+        return Decision(Action.WAIT, "AwaitingApproval", "only agents renew by themselves")
+    if asker != node:
+        return deny("RenewalMismatch", f"node {asker!r} may renew only its own certificate, not one for {node!r}")
+    held = set(requester.get("sans") or [])
+    source = str(csr.spec.get("sourceAddress") or "")
+    for san in info.sans:
+        if san not in held and (problem := _san_problem(san, node, source, None)):
+            return deny("SanNotAllowed", problem)
+    return Decision(Action.SIGN, "Renewal", f"node {node!r} renews its own certificate", auto_approved=True,
+                    sans=sans)
 
 
 def _subject_problem(info: RequestInfo, role: str) -> str | None:
@@ -119,7 +141,7 @@ def _token_problem(token_id: str, token: Resource | None, role: str, node: str,
     return None
 
 
-def _san_problem(san: str, node: str, source: str, token: Resource) -> str | None:
+def _san_problem(san: str, node: str, source: str, token: Resource | None) -> str | None:
     try:
         address = ipaddress.ip_address(san)
     except ValueError:
@@ -128,7 +150,7 @@ def _san_problem(san: str, node: str, source: str, token: Resource) -> str | Non
         return f"DNS name {san!r} is neither the node's name ({node!r}) nor localhost"
     if address.is_loopback or san == source:
         return None
-    for network in token.spec.get("addresses") or []:
+    for network in token.spec.get("addresses") or [] if token is not None else []:
         try:
             if address in ipaddress.ip_network(network, strict=False):
                 return None

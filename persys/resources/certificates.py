@@ -51,6 +51,9 @@ CSR_SPEC: Schema = {"type": "object", "properties": {
     "username": {"type": "string", "default": ""},
     "token": {"type": "string", "default": ""},
     "sourceAddress": {"type": "string", "default": ""},
+    # a node renewing its certificate: the identity it authenticated with (set by the API)
+    "requester": {"type": "object", "properties": {"role": {"type": "string"}, "sans": {"type": "array",
+                                                    "items": {"type": "string"}}}},
 }, "required": ["request"]}
 
 CSR_STATUS: Schema = {"type": "object", "properties": {

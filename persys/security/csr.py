@@ -22,6 +22,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 MIN_RSA_BITS = 2048
 MIN_EC_BITS = 256
+CLOCK_SKEW = datetime.timedelta(minutes=5)  # certificates start this much earlier (a tenth of a short lifetime)
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,7 @@ def sign(pem: str | bytes, ca_cert_path: Path, ca_key_path: Path, *, common_name
                          x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization)])
     builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(ca_cert.subject).public_key(public)
                .serial_number(x509.random_serial_number())
-               .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + lifetime)
+               .not_valid_before(now - min(CLOCK_SKEW, lifetime / 10)).not_valid_after(now + lifetime)
                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
                .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH,
                                                      ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)

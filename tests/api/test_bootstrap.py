@@ -137,3 +137,19 @@ async def test_node_config_is_for_agents(api: RunningApi) -> None:
     assert status == 503 and "HMAC secret" in json.loads(body)["message"]  # this test server has none
     status, _ = await anonymous(api, "GET", "/bootstrap/node-config")
     assert status == 401
+
+
+async def test_an_agent_renews_over_mtls_and_reads_only_its_own(api: RunningApi) -> None:
+    status, body, _ = await raw_request(api, "POST", CSR_PATH, identity="node-n1",
+                                        body=json.dumps(csr_body("n1-renew")).encode())
+    assert status == 201, body
+    spec = json.loads(body)["spec"]
+    assert spec["username"] == "n1" and spec["token"] == "" and spec["requester"]["role"] == "persys:agents"
+    assert "127.0.0.1" in spec["requester"]["sans"] and "n1" in spec["requester"]["sans"]
+    status, body, _ = await raw_request(api, "GET", f"{CSR_PATH}/n1-renew", identity="node-n1")
+    assert status == 200, body
+    status, body, _ = await raw_request(api, "POST", CSR_PATH, body=json.dumps(csr_body("admin-renew")).encode())
+    assert status == 403 and "only agents renew" in json.loads(body)["message"]
+    token = await make_token(api)
+    status, _ = await anonymous(api, "GET", f"{CSR_PATH}/n1-renew", token=token)
+    assert status == 404

@@ -110,3 +110,31 @@ def test_denial_messages_name_what_to_do() -> None:
     assert "10.9.9.9" in decision.message and "--address" in decision.message
     decision = decide(signing_request(), csr.inspect(signing_request().spec["request"]), token(), node(True), NOW)
     assert "persys delete node n2" in decision.message
+
+
+def renewal(pem: str, asker: str = "n2", held: tuple[str, ...] = ("n2", "localhost", "127.0.0.1"),
+            role: str = "persys:agents", source: str = "127.0.0.1") -> Resource:
+    obj = REGISTRY.parse({"kind": "CertificateSigningRequest", "metadata": {"name": "n2-renew"}, "spec": {
+        "request": pem, "role": "agents", "username": asker, "sourceAddress": source,
+        "requester": {"role": role, "sans": list(held)}}})
+    obj.status = {}
+    return obj
+
+
+RENEWALS: list[tuple[str, Resource, Action, str]] = [
+    ("a node renews its own certificate", renewal(request()), Action.SIGN, "Renewal"),
+    ("with an address its certificate holds", renewal(request(sans=("n2", "10.1.2.3")), held=("n2", "10.1.2.3")),
+     Action.SIGN, "Renewal"),
+    ("with a new address from elsewhere", renewal(request(sans=("n2", "10.1.2.3"))), Action.DENY, "SanNotAllowed"),
+    ("for another node", renewal(request(cn="n3", sans=("n3",))), Action.DENY, "RenewalMismatch"),
+    ("while its Node is Ready (itself)", renewal(request()), Action.SIGN, "Renewal"),
+    ("by another role: waits for an admin", renewal(request(org=""), role="persys:operators"), Action.WAIT,
+     "AwaitingApproval"),
+]
+
+
+@pytest.mark.parametrize(("csr_obj", "action", "reason"), [row[1:] for row in RENEWALS],
+                         ids=[row[0] for row in RENEWALS])
+def test_renewal(csr_obj: Resource, action: Action, reason: str) -> None:
+    decision = decide(csr_obj, csr.inspect(csr_obj.spec["request"]), None, node(True), NOW)
+    assert (decision.action, decision.reason) == (action, reason), decision.message

@@ -39,10 +39,12 @@ def csr_object(name: str, node: str, *, token: str = "", role: str = "agents", o
 
 
 @contextlib.asynccontextmanager
-async def signer(etcd_url: str, home: Path, identity: str = "signer") -> AsyncIterator[None]:
-    """The csr-signer and token-cleaner, leading, for the length of the block."""
+async def signer(etcd_url: str, home: Path, identity: str = "signer",
+                 certificate_seconds: float = 3600.0) -> AsyncIterator[None]:
+    """The csr-signer (signing for ``certificate_seconds``) and token-cleaner, leading, for the length of the block."""
     manager = build_manager(etcd_url, home=home, listen=None, hmac_secret=SECRET, identity=identity,
-                            config=ControllersConfig(lease_ttl=2), controllers=("csr-signer", "token-cleaner"))
+                            config=ControllersConfig(lease_ttl=2, certificate_seconds=certificate_seconds),
+                            controllers=("csr-signer", "token-cleaner"))
     task = asyncio.create_task(manager.run(), name=f"manager-{identity}")
     try:
         yield
