@@ -3,8 +3,9 @@
 Each CSR is judged by ``persys.controllers.csrdecisions.decide`` against the BootstrapToken it came
 with (read from etcd, not the cache: a token made a moment ago must not look deleted) and the Node of
 the name it asks for. A request the token allows is approved and signed in one status write; one it
-does not allow is denied, with the reason in the ``Denied`` condition and in a Warning Event; one
-without a token waits for ``persys certificate approve|deny``. The certificate's CN is the request's,
+does not allow is denied, with the reason in the ``Denied`` condition and in a Warning Event; a node
+renewing its own certificate (``persys.agentd.renewal``) is approved like a token's request; any other
+request without a token waits for ``persys certificate approve|deny``. The certificate's CN is the request's,
 its O the CSR's role, its SANs those the decision allowed (for a node: its name and addresses).
 
 Every CSR decided gets one span (``csr.sign``, a child of the trace the joining node's request carried,
