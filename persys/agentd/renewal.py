@@ -70,8 +70,28 @@ def sans_of(cert: x509.Certificate) -> list[str]:
     return [*names.get_values_for_type(x509.DNSName), *(str(ip) for ip in names.get_values_for_type(x509.IPAddress))]
 
 
+def _pending(path: Path) -> Path:
+    return path.with_name(path.name + ".new")
+
+
+def finish_swap(cert: Path, key: Path) -> None:
+    """Leave a matching key and certificate after a renewal a crash interrupted (call before loading them).
+
+    A renewal writes ``key.new`` and ``cert.new``, then renames the key, then the certificate. The key
+    renamed but not the certificate: the pair is the new one, so the certificate follows. Neither renamed:
+    the old pair is intact and the half-written new one is dropped.
+    """
+    new_key, new_cert = _pending(key), _pending(cert)
+    if new_cert.exists() and not new_key.exists():
+        new_cert.replace(cert)
+        log.warning("finished an interrupted certificate renewal", cert=str(cert))
+    else:
+        for leftover in (new_key, new_cert):
+            leftover.unlink(missing_ok=True)
+
+
 def _write(path: Path, data: bytes, private: bool) -> Path:
-    partial = path.with_name(path.name + ".new")
+    partial = _pending(path)
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
     with os.fdopen(fd, "wb") as f:
         f.write(data)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
+from persys.agentd.renewal import finish_swap
 from persys.client import ApiClient
 from persys.errors import Forbidden
 from persys.runtime.clock import from_iso
@@ -122,3 +123,18 @@ async def test_a_client_presents_a_reloaded_certificate_on_new_connections(api_t
             await client.close()  # the next request opens a new connection
     finally:
         await client.close()
+
+
+def test_an_interrupted_renewal_is_finished_or_dropped(tmp_path: Path) -> None:
+    cert, key = tmp_path / "node.crt", tmp_path / "node.key"
+    cert.write_text("old cert")
+    key.write_text("new key")  # the key was renamed, then the process died
+    (tmp_path / "node.crt.new").write_text("new cert")
+    finish_swap(cert, key)
+    assert (cert.read_text(), key.read_text()) == ("new cert", "new key")
+    assert not (tmp_path / "node.crt.new").exists()
+    (tmp_path / "node.key.new").write_text("half")  # died before renaming anything
+    (tmp_path / "node.crt.new").write_text("half")
+    finish_swap(cert, key)
+    assert (cert.read_text(), key.read_text()) == ("new cert", "new key")
+    assert not list(tmp_path.glob("*.new"))
