@@ -1,10 +1,12 @@
 """End to end: a second agent, with a home and a state directory of its own (no PKI, no config, no secret),
-joins a `persys up` cluster over 127.0.0.1 with a token and the CA hash, and runs a workload. A wrong CA hash
+joins a `persys up` cluster over 127.0.0.1 with the join command `persys up` printed (its token and CA hash),
+and runs a workload. A wrong CA hash
 stops it before it sends anything. Real etcd, real dockerd, real processes."""
 
 from __future__ import annotations
 
 import os
+import re
 import stat
 import subprocess
 import urllib.request
@@ -38,6 +40,13 @@ def start_agent(args: list[str], log_path: Path) -> subprocess.Popen[bytes]:
         return subprocess.Popen(args, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=node_env())
 
 
+def join_command(cluster: Cluster) -> re.Match[str] | None:
+    """The `persys agent --join` line `persys up` printed, once it has."""
+    log = cluster.home / "up.log"
+    return re.search(r"persys agent --join (?P<url>\S+) --token (?P<token>\S+) --ca-hash (?P<hash>\S+) --name NODE",
+                     log.read_text(errors="replace") if log.exists() else "")
+
+
 def token_authentications(cluster: Cluster) -> float:
     """How many bootstrap token authentications the API has counted (any result)."""
     url = f"http://127.0.0.1:{cluster.ports['http-port']}/metrics"
@@ -67,8 +76,11 @@ async def test_a_second_agent_joins_with_a_token_and_runs_a_workload(tmp_path: P
         agent: subprocess.Popen[bytes] | None = None
         try:
             await until("API ready", lambda: client.list("Node", None), cluster)
-            token = cluster.persys("token", "create", "--ttl", "10m", "--description", "e2e").stdout.strip()
-            pinned = ca_hash((cluster.home / "pki" / "ca.crt").read_bytes())
+            printed = await until("the join command persys up prints", lambda: join_command(cluster), cluster)
+            assert isinstance(printed, re.Match)
+            token, pinned = printed.group("token"), printed.group("hash")
+            assert printed.group("url") == f"https://127.0.0.1:{cluster.ports['api-port']}"
+            assert pinned == ca_hash((cluster.home / "pki" / "ca.crt").read_bytes())
             port = free_port()
 
             wrong = run_join(join_args(cluster, home, state, node, token, "sha256:" + "0" * 64, port))
