@@ -45,16 +45,22 @@ from persys.errors import PersysError, StoreUnavailable
 from persys.gateway.config import GatewayConfig, GitHubSettings
 from persys.gateway.server import Gateway
 from persys.observability.logging import get_logger
+from persys.resources.certificates import BOOTSTRAP_TOKEN
+from persys.resources.kinds import default_registry
+from persys.resources.model import ObjectMeta, Resource
+from persys.runtime.clock import to_iso
 from persys.runtime.supervisor import Named, Supervisor, run_until, stop_signals
 from persys.security import pki
+from persys.security.bootstrap import join_command, new_token, secret_hash
 from persys.security.paths import HMAC_KEY_ID, HomePaths, read_cluster_id, read_hmac_secret
-from persys.store import Etcd
+from persys.store import Etcd, ObjectStore
 from persys.store.clusterid import claim_cluster_id
 from persys.store.server import EtcdServer, exit_reason
 
 log = get_logger("up")
 
 LOCALHOST = "127.0.0.1"
+JOIN_TOKEN_TTL = 86400.0  # the token `persys up` prints a join command with
 
 
 def default_node_name() -> str:
@@ -222,7 +228,20 @@ class Cluster:
             await self.gateway.start(supervisor)
         self.ready.set()
         if self.announce is not None:
-            print(self.summary(), self.announce, sep="\n", flush=True)
+            print(self.summary(), self.announce, await self.join_hint(), sep="\n", flush=True)
+
+    async def join_hint(self) -> str:
+        """A fresh bootstrap token (a day) and the command another node joins this cluster with."""
+        token_id, secret = new_token()
+        await ObjectStore(self.etcd, default_registry()).create(Resource(
+            kind=BOOTSTRAP_TOKEN.kind, metadata=ObjectMeta(name=token_id), spec={
+                "secretHash": secret_hash(secret), "expires": to_iso(time.time() + JOIN_TOKEN_TTL),
+                "description": "made by persys up", "roles": ["agents"], "nodeNames": [], "addresses": []}))
+        command = join_command(self.config.server_url, f"{token_id}.{secret}", self.paths.ca_cert.read_bytes(),
+                               listen=f"{LOCALHOST}:{self.config.agent_port + 1}")
+        return (f"Join another node (token valid 24h; persys token create makes more):\n  {command}\n"
+                f"  (the API listens on {LOCALHOST}: another host needs an address of this one in its URL and in "
+                "the server certificate's SANs)")
 
     async def _controllers(self) -> None:
         """One manager per run, so that a restart after a crash starts from a clean one."""

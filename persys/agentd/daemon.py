@@ -24,6 +24,7 @@ from aiohttp.typedefs import Middleware
 from persys.agentd.events import EventHub
 from persys.agentd.executor import Executor
 from persys.agentd.node import NodeRegistration
+from persys.agentd.renewal import CertificateRenewer
 from persys.agentd.runtime import Runtime
 from persys.agentd.server import make_app
 from persys.httpedge import GuardedSite, app_runner
@@ -50,6 +51,7 @@ class AgentConfig:
     registration: NodeRegistration | None = None
     tls: ssl.SSLContext | None = None  # HTTPS with the node's certificate (``node_tls``); None: plain HTTP
     cluster_id: str = ""  # stamped on the containers it creates; it claims only its cluster's (runtime_factory's)
+    certificate: tuple[Path, Path, Path] | None = None  # (cert, key, ca) it renews through CSRs; None: none
 
     @property
     def address(self) -> str:
@@ -84,7 +86,21 @@ class Agent(Component):
 
     def background(self) -> list[Service]:
         registration = self.config.registration
-        return [Named(f"{self.name}/heartbeat", registration.run)] if registration is not None else []
+        services: list[Service] = [Named(f"{self.name}/heartbeat", registration.run)] if registration else []
+        if registration is not None and self.config.certificate is not None:
+            services.append(Named(f"{self.name}/certificate", self._renewer(registration).run))
+        return services
+
+    def _renewer(self, registration: NodeRegistration) -> CertificateRenewer:
+        """Renews the node certificate at 2/3 of its lifetime; reloads it into the listener and the API client."""
+        assert self.config.certificate is not None
+        cert, key, ca = self.config.certificate
+
+        def reload() -> list[ssl.SSLContext]:
+            registration.api.reload_certificate(cert, key)
+            return [self.config.tls] if self.config.tls is not None else []
+
+        return CertificateRenewer(self.config.name, cert, key, ca, lambda: registration.api.server, reload)
 
     async def open(self) -> None:
         await self.runtime.open()

@@ -17,6 +17,7 @@ from pathlib import Path
 from persys.agentd.daemon import Agent, AgentConfig
 from persys.agentd.events import EventHub
 from persys.agentd.node import NodeRegistration
+from persys.agentd.renewal import finish_swap
 from persys.agentd.runtime import Runtime
 from persys.agentd.simulated import SimulatedRuntime, SimulationConfig
 from persys.client.api import ApiClient
@@ -78,14 +79,18 @@ def build_agents(settings: LaunchSettings, credentials: Callable[[str], Credenti
     agents = []
     for name, port in node_names(settings):
         state_dir = settings.state_dir / name if settings.nodes > 0 else settings.state_dir
-        registration = None
         advertise = f"{settings.advertise_host or settings.host}:{port}"
-        if settings.server:
-            registration = _registration(settings, name, advertise, credentials(name))
+        creds = credentials(name) if settings.server else None
+        if creds is not None and creds.cert and creds.key:
+            finish_swap(creds.cert, creds.key)  # a renewal the last run did not finish
+        registration = _registration(settings, name, advertise, creds) if creds is not None else None
+        renewable = (creds.cert, creds.key, creds.ca) if creds and creds.cert and creds.key and creds.ca \
+            and settings.nodes <= 0 else None
         agents.append(Agent(AgentConfig(
             name=name, host=settings.host, port=port, secrets=settings.secrets,
             runtime_factory=runtime_factory(settings, state_dir), labels=settings.labels,
-            parallelism=settings.parallelism, registration=registration, cluster_id=settings.cluster_id)))
+            parallelism=settings.parallelism, registration=registration, cluster_id=settings.cluster_id,
+            certificate=renewable)))
     return agents
 
 

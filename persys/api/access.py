@@ -15,7 +15,7 @@ What a role allows there:
 | role  | allows |
 |-------|--------|
 | admin | every verb on every kind |
-| edit  | every verb on every kind but RoleBindings and ClusterRoleBindings |
+| edit  | every verb on every kind but RoleBindings and ClusterRoleBindings; only reads of BootstrapTokens and CSRs |
 | view  | get, list, watch on every kind but Secrets (sensitive kinds) and bindings |
 
 Who a subject is: ``github-user NAME`` the user ``github:NAME``; ``github-org NAME`` the group
@@ -44,6 +44,7 @@ from persys.resources.rbac import (
 )
 
 VERBS = ("get", "list", "watch", "create", "update", "patch", "delete")
+JOIN_KINDS = frozenset({"BootstrapToken", "CertificateSigningRequest"})
 READ_VERBS = frozenset({"get", "list", "watch"})
 GITHUB_USER_PREFIX = "github:"
 SUBJECT_GROUP_PREFIX = {GITHUB_ORG: "github-org:", GITHUB_TEAM: "github-team:"}
@@ -92,6 +93,8 @@ def role_allows(role: str, verb: str, kind: Kind) -> bool:
         return True
     if kind.kind in BINDING_KINDS:
         return False
+    if kind.kind in JOIN_KINDS and verb not in READ_VERBS:
+        return False  # a token or a CSR is a certificate of the cluster CA in the making: an admin's call
     if role == "edit":
         return True
     return role == "view" and verb in READ_VERBS and not kind.sensitive

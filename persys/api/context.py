@@ -50,6 +50,7 @@ class ApiContext:
     written: list[Written] = field(default_factory=list)
     bindings: Bindings | None = None
     audit: Auditor | None = None  # the audit trail (None: this server records none)
+    ca_bundle: bytes = b""  # the cluster CA(s), PEM, that GET /cluster-info hands to joining nodes
 
     def __post_init__(self) -> None:
         self.store = ObjectStore(self.etcd, self.registry)

@@ -5,7 +5,8 @@ metrics around everything; ``errors`` (``persys.httpedge``'s, the agent's too) t
 failure into a JSON ``Status`` with the code of the error's class; ``guard`` keeps the plain
 listener to its few public paths, and on the mTLS listener reads who the request acts as
 (``persys.api.impersonation``: the certificate, or the user the gateway impersonates) and checks the
-certificate's role against the route.
+certificate's role against the route. The mTLS listener asks for a client certificate without requiring
+one, so that a joining node can reach the ``BOOTSTRAP`` routes; every other route answers 401 without one.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from persys.observability.logging import get_logger
 
 SERVICE_NAME = "persys-api"
 PUBLIC = "*"  # the role mark of handlers anyone may call (health, version, metrics, openapi)
+BOOTSTRAP = "bootstrap"  # handlers a joining node calls without a certificate; they check its token themselves
 PLAIN_PATHS = frozenset({"/healthz", "/readyz", "/version", "/metrics", "/openapi.json"})
 
 REQUESTS = Counter("persys_api_requests_total", "API requests by route template, method and code",
@@ -88,9 +90,11 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path not in PLAIN_PATHS:
             raise NotFound(f"{request.path} is served on the mTLS listener only")
         return await handler(request)
+    roles = allowed_roles(request.match_info.handler)
+    if BOOTSTRAP in roles:  # persys.api.bootstrap: authenticated by a bootstrap token, not a certificate
+        return await handler(request)
     who = peer_identity(request)
     request[IDENTITY] = who
-    roles = allowed_roles(request.match_info.handler)
     if PUBLIC in roles:
         request[USER] = certificate_user(who)
         return await handler(request)

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from persys.api.app import RouteAdder, build_app, no_etcd_child
 from persys.api.audit.auditor import Auditor, AuditSettings
+from persys.api.bootstrap import ca_bundle_of
 from persys.api.context import ApiContext
 from persys.api.definitions import Definitions
 from persys.api.permission import BindingCache
@@ -69,7 +70,9 @@ def parse_address(text: str) -> tuple[str, int]:
 def tls_from_home(home: Path) -> ssl.SSLContext:
     """The mTLS context of ``persys pki init``'s server certificate, trusting the cluster CA."""
     paths = HomePaths(home)
-    return server_context(paths.cert("server"), paths.key("server"), paths.ca_cert)
+    context = server_context(paths.cert("server"), paths.key("server"), paths.ca_cert)
+    context.verify_mode = ssl.CERT_OPTIONAL  # a joining node has no certificate yet (persys.api.bootstrap)
+    return context
 
 
 class ApiServer(Component):
@@ -83,6 +86,7 @@ class ApiServer(Component):
         self.limits = limits
         self.ctx = ctx
         self.tls = tls
+        ctx.ca_bundle = ctx.ca_bundle or ca_bundle_of(tls)
         self.listen = listen
         self.secure_listen = secure_listen
         routes = default_routes() if extra_routes is None else extra_routes

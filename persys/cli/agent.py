@@ -24,6 +24,7 @@ from persys.security.paths import HMAC_KEY_ID, HomePaths, read_cluster_id, read_
 
 if TYPE_CHECKING:
     from persys.agentd.daemon import Agent
+    from persys.agentd.join import JoinFiles
 
 CLUSTER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 
@@ -84,6 +85,29 @@ def _tls_hosts(host: str, advertise: str) -> tuple[str, ...]:
     return tuple(h for h in dict.fromkeys((host, advertise)) if h and h not in ("0.0.0.0", "::"))
 
 
+def _join(url: str, token: str, ca_hash: str, node: str, hosts: tuple[str, ...], state_dir: Path, timeout: float,
+          nodes: int) -> JoinFiles:
+    """Join with a bootstrap token (``persys.agentd.join``) before the agent starts; the node's files."""
+    from persys.agentd.join import JoinFiles, JoinSettings, join
+    from persys.security.bootstrap import check_ca_hash, split_token
+
+    if nodes:
+        raise click.BadParameter("hollow nodes (--nodes) cannot join with a token", param_hint="--join")
+    if not url.startswith("https://"):
+        raise click.BadParameter(f"{url!r} is not an https:// URL of an API server", param_hint="--join")
+    if split_token(token) is None:
+        raise click.BadParameter("a bootstrap token <id>.<secret> is required (persys token create)",
+                                 param_hint="--token")
+    if problem := check_ca_hash(ca_hash):
+        raise click.BadParameter(problem, param_hint="--ca-hash")
+    plog.configure()
+    tracing.setup("persys-agent")
+    settings = JoinSettings(url.rstrip("/"), token, ca_hash.strip().lower(), node, hosts, timeout)
+    files = asyncio.run(join(settings, JoinFiles(state_dir / "pki")))
+    tracing.flush()
+    return files
+
+
 def _serve_tls(agents: list[Agent], files: Callable[[str], tuple[Path, Path, Path]]) -> None:
     from persys.agentd.daemon import node_tls
 
@@ -113,6 +137,13 @@ def _serve_tls(agents: list[Agent], files: Callable[[str], tuple[Path, Path, Pat
         "for one node; hollow nodes serve plain HTTP).")
 @option("--hmac-secret", type=click.Path(dir_okay=False, path_type=Path), default=None,
         help="File holding the agents' HMAC secret (default $PERSYS_HOME/pki/agent-hmac.secret).")
+@option("--join", default="", help="Join the cluster whose API server is at https://HOST:PORT with --token: the "
+        "node's certificate, the CA and the HMAC secret are fetched into <state-dir>/pki (replaces --server).")
+@option("--token", default="", help="Bootstrap token for --join (persys token create): <id>.<secret>.")
+@option("--ca-hash", default="", help="For --join: sha256:<hex> of the cluster CA's public key (SubjectPublicKeyInfo),"
+        " as persys up and persys token create print it; the join stops before sending anything if it differs.")
+@option("--join-timeout", type=float, default=300.0, show_default=True,
+        help="Seconds to wait for the certificate to be signed.")
 @option("--parallelism", type=int, default=8, show_default=True, help="Operations run at once (across uids).")
 @option("--nodes", type=int, default=0, help="Simulated runtime: run this many hollow nodes in one process.")
 @option("--base-port", type=int, default=None, help="Hollow nodes: first port (default: the --listen port).")
@@ -121,8 +152,9 @@ def _serve_tls(agents: list[Agent], files: Callable[[str], tuple[Path, Path, Pat
 @click.pass_obj
 def agent(state: CliState, name: str, listen: str, advertise: str, server: str, dns: str, zone: str, runtime: str,
           cluster: str, labels: tuple[str, ...], state_dir: Path | None, cert: Path | None, key: Path | None,
-          ca: Path | None, tls: bool | None, hmac_secret: Path | None, parallelism: int, nodes: int,
-          base_port: int | None, sim_start_latency: float | None, sim_exit_after: float | None) -> None:
+          ca: Path | None, tls: bool | None, hmac_secret: Path | None, join: str, token: str, ca_hash: str,
+          join_timeout: float, parallelism: int, nodes: int, base_port: int | None, sim_start_latency: float | None,
+          sim_exit_after: float | None) -> None:
     """Run the node agent: an HMAC-signed HTTP API driving Docker (or hollow containers)."""
     from persys.agentd.launcher import Credentials, LaunchSettings, build_agents
     from persys.agentd.simulated import SimulationConfig
@@ -131,10 +163,15 @@ def agent(state: CliState, name: str, listen: str, advertise: str, server: str, 
     if nodes and runtime != "simulated":
         raise click.BadParameter("--nodes needs --runtime simulated", param_hint="--nodes")
     paths = HomePaths(state.home)
+    host, port = _address(listen)
+    state_dir = state_dir or paths.state / f"agent-{name}"
+    if join:
+        joined = _join(join, token, ca_hash, name, _tls_hosts(host, advertise), state_dir, join_timeout, nodes)
+        server, cert, key, ca, hmac_secret = join, joined.cert, joined.key, joined.ca, joined.hmac_secret
+        cluster = cluster or joined.cluster_id.read_text().strip()
     secret_file = hmac_secret or paths.hmac_secret
     if not secret_file.exists():
         raise BadRequest(f"no HMAC secret at {secret_file}: run `persys pki init` (or pass --hmac-secret)")
-    host, port = _address(listen)
     simulation = SimulationConfig.from_env()
     if sim_start_latency is not None:
         simulation.start_latency = sim_start_latency
@@ -143,7 +180,7 @@ def agent(state: CliState, name: str, listen: str, advertise: str, server: str, 
     settings = LaunchSettings(
         name=name, host=host, port=base_port if base_port is not None and nodes else port, runtime=runtime,
         secrets={HMAC_KEY_ID: read_hmac_secret(secret_file)},
-        state_dir=state_dir or paths.state / f"agent-{name}", server=server, labels=_labels(labels),
+        state_dir=state_dir, server=server, labels=_labels(labels),
         advertise_host=advertise, nodes=nodes, parallelism=parallelism, simulation=simulation, dns=dns, zone=zone,
         cluster_id=cluster_id(paths, cluster))
 

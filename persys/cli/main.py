@@ -41,6 +41,8 @@ COMMANDS: dict[str, str] = {
     "logout": "persys.cli.login:logout",
     "sessions": "persys.cli.login:sessions",
     "audit": "persys.cli.audit:audit",
+    "token": "persys.cli.token:token",
+    "certificate": "persys.cli.certificate:certificate",
 }
 # ---- end of commands ----
 

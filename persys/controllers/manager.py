@@ -1,4 +1,5 @@
-"""``build_manager``: Persys's controllers (scheduler, reconciler, status, monitor, gc) in one manager.
+"""``build_manager``: Persys's controllers (scheduler, reconciler, status, monitor, gc, git-poller, csr-signer,
+token-cleaner) in one manager.
 
 ``persys controllers`` runs what this returns; ``persys up`` runs it in-process next to the
 API, DNS and an agent.
@@ -11,12 +12,14 @@ from pathlib import Path
 
 from persys.controllers.agents import AgentPool
 from persys.controllers.config import ControllersConfig
+from persys.controllers.csrsigner import CsrSigner
 from persys.controllers.gc import GarbageCollector
 from persys.controllers.gitpoll import GitPoller
 from persys.controllers.monitor import Monitor
 from persys.controllers.reconciler import Reconciler
 from persys.controllers.scheduler import Scheduler
 from persys.controllers.status import StatusController
+from persys.controllers.tokencleaner import TokenCleaner
 from persys.resources.kinds import default_registry
 from persys.resources.registry import Registry
 from persys.runtime.clock import Clock
@@ -24,7 +27,7 @@ from persys.runtime.manager import Manager
 from persys.security.paths import HMAC_KEY_ID, HomePaths, default_home, read_hmac_secret
 from persys.store.etcd import Etcd
 
-ALL_CONTROLLERS = ("scheduler", "reconciler", "status", "monitor", "gc", "git-poller")
+ALL_CONTROLLERS = ("scheduler", "reconciler", "status", "monitor", "gc", "git-poller", "csr-signer", "token-cleaner")
 
 Extra = Callable[[Manager], None]
 
@@ -75,6 +78,11 @@ def build_manager(etcd_endpoints: str | Sequence[str], *, home: Path | None = No
         manager.add(GarbageCollector())
     if "git-poller" in controllers:
         manager.add(GitPoller(config.git_poll_seconds, HomePaths(home or default_home()).state / "controllers"))
+    paths = HomePaths(home or default_home())
+    if "csr-signer" in controllers and paths.ca_key.exists():  # signs only where the CA's key is
+        manager.add(CsrSigner(paths.ca_cert, paths.ca_key, config.certificate_seconds))
+    if "token-cleaner" in controllers:
+        manager.add(TokenCleaner())
     for add in extra:
         add(manager)
     return manager

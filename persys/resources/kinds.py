@@ -7,6 +7,7 @@ import posixpath
 from typing import Any
 
 from persys.errors import Cause
+from persys.resources.certificates import BOOTSTRAP_TOKEN, CERTIFICATE_SIGNING_REQUEST
 from persys.resources.columns import age
 from persys.resources.definitions import RESOURCE_DEFINITION
 from persys.resources.formats import check_inner_path
@@ -251,6 +252,8 @@ def default_registry() -> Registry:
     registry = Registry()
     for kind in (WORKLOAD, NODE, EVENT, SECRET, LEASE, RESOURCE_DEFINITION, ROLE_BINDING, CLUSTER_ROLE_BINDING,
                  WEBHOOK_DELIVERY):
+        registry.register(kind)
+    for kind in (BOOTSTRAP_TOKEN, CERTIFICATE_SIGNING_REQUEST):
         registry.register(kind)
     return registry
 

@@ -166,3 +166,12 @@ def test_binding_names_are_validated_field_by_field() -> None:
         REGISTRY.parse({"kind": "ClusterRoleBinding", "metadata": {"name": "x", "namespace": "a"},
                         "spec": {"role": "view", "subjects": []}})
     assert {c.field for c in caught.value.causes} == {"metadata.namespace", "spec.subjects"}
+
+
+@pytest.mark.parametrize("kind_name", ["BootstrapToken", "CertificateSigningRequest"])
+def test_join_kinds_are_written_by_cluster_admins_only(kind_name: str) -> None:
+    kind = REGISTRY.get(kind_name)
+    for verb in VERBS:
+        assert decide([crb("all-admin", "admin", USER)], OCTOCAT, verb, kind, "").allowed
+        assert decide([crb("all-edit", "edit", USER)], OCTOCAT, verb, kind, "").allowed == (
+            verb in ("get", "list", "watch")), verb

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -13,12 +14,15 @@ from persys.cli.main import main
 from persys.controllers import ControllersConfig, build_manager
 from persys.controllers.dnsregistrar import dns_registrar
 from persys.resources import REGISTRY
+from persys.security import pki
 from persys.store.server import EtcdServer, free_port
 
 
-async def test_all_controllers_run_and_report_health(etcd_server: EtcdServer) -> None:
+async def test_all_controllers_run_and_report_health(etcd_server: EtcdServer, tmp_path: Path) -> None:
     port = free_port()
+    pki.ensure_ca(tmp_path)  # the csr-signer runs where the CA's key is
     manager = build_manager(etcd_server.url, listen=f"127.0.0.1:{port}", hmac_secret=SECRET, identity="smoke",
+                            home=tmp_path,
                             config=ControllersConfig(lease_ttl=2), extra=[dns_registrar("persys.local")])
     task = asyncio.create_task(manager.run())
     try:
@@ -27,9 +31,10 @@ async def test_all_controllers_run_and_report_health(etcd_server: EtcdServer) ->
             health = await resp.json()
         assert resp.status == 200 and health["leader"] is True
         assert health["controllers"] == ["scheduler", "reconciler", "status", "monitor", "gc", "git-poller",
-                                         "dns-registrar"]
-        # gc watches every kind but those that expire on a lease (Events)
-        assert {i["kind"] for i in health["informers"]} == {k.kind for k in REGISTRY.all() if k.lease_ttl is None}
+                                         "csr-signer", "token-cleaner", "dns-registrar"]
+        # gc watches every kind but those that expire on a lease (Events, CSRs), which the csr-signer watches
+        assert {i["kind"] for i in health["informers"]} == \
+            {k.kind for k in REGISTRY.all() if k.lease_ttl is None} | {"CertificateSigningRequest"}
     finally:
         manager.stop()
         await asyncio.wait_for(task, 10)

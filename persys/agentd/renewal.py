@@ -1,0 +1,178 @@
+"""Certificate rotation for a node: renew through a CSR at 2/3 of the lifetime, reload without a restart.
+
+``CertificateRenewer`` watches the node's certificate file. Once ``RENEW_AT`` (2/3) of its lifetime has
+passed it makes a new key and a request for the same CN and SANs, submits it over mTLS with the current
+certificate (``POST /bootstrap/certificatesigningrequests``: the API records the requester, and the
+csr-signer approves a node renewing its own certificate), waits for the signed certificate, writes key
+and certificate beside the old ones and swaps them in, then loads them into the TLS contexts in use: the
+agent's HTTPS listener and its API client. New connections use the new certificate; open ones are not
+dropped. A failed renewal is retried with back-off until the certificate expires (and after).
+
+``persys_certificate_expiry_seconds{identity}`` is the seconds left on the certificate in use, computed
+when scraped; from ``WARN_BEFORE`` (7 days) before expiry every check logs a warning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import os
+import secrets
+import ssl
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from prometheus_client import Gauge
+
+from persys.client.api import ApiClient
+from persys.errors import Forbidden, PersysError, Unavailable
+from persys.observability import tracing
+from persys.observability.logging import get_logger
+from persys.runtime.backoff import Backoff
+from persys.security import csr
+from persys.security.bootstrap import CSR_PATH
+
+log = get_logger("agent.certificate")
+
+RENEW_AT = 2 / 3  # of the lifetime
+WARN_BEFORE = 7 * 86400.0
+CHECK_SECONDS = 3600.0  # at most this long between looks at the certificate (the warning repeats as often)
+POLL_FIRST, POLL_MAX = 0.05, 1.0
+SIGN_TIMEOUT = 120.0
+
+EXPIRY = Gauge("persys_certificate_expiry_seconds", "Seconds until the certificate in use expires", ["identity"])
+
+
+@dataclass(frozen=True)
+class Lifetime:
+    """When a certificate was issued, when it expires, and when to renew it."""
+
+    not_before: float
+    not_after: float
+
+    @property
+    def renew_at(self) -> float:
+        return self.not_before + RENEW_AT * (self.not_after - self.not_before)
+
+    @classmethod
+    def of(cls, cert: x509.Certificate) -> Lifetime:
+        return cls(cert.not_valid_before_utc.timestamp(), cert.not_valid_after_utc.timestamp())
+
+
+def sans_of(cert: x509.Certificate) -> list[str]:
+    try:
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    return [*names.get_values_for_type(x509.DNSName), *(str(ip) for ip in names.get_values_for_type(x509.IPAddress))]
+
+
+def _pending(path: Path) -> Path:
+    return path.with_name(path.name + ".new")
+
+
+def finish_swap(cert: Path, key: Path) -> None:
+    """Leave a matching key and certificate after a renewal a crash interrupted (call before loading them).
+
+    A renewal writes ``key.new`` and ``cert.new``, then renames the key, then the certificate. The key
+    renamed but not the certificate: the pair is the new one, so the certificate follows. Neither renamed:
+    the old pair is intact and the half-written new one is dropped.
+    """
+    new_key, new_cert = _pending(key), _pending(cert)
+    if new_cert.exists() and not new_key.exists():
+        new_cert.replace(cert)
+        log.warning("finished an interrupted certificate renewal", cert=str(cert))
+    else:
+        for leftover in (new_key, new_cert):
+            leftover.unlink(missing_ok=True)
+
+
+def _write(path: Path, data: bytes, private: bool) -> Path:
+    partial = _pending(path)
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    return partial
+
+
+class CertificateRenewer:
+    """Keeps the certificate of node ``node`` (files ``cert``, ``key``, trusting ``ca``) renewed.
+
+    ``server()`` names the API server to ask; ``contexts()`` the TLS contexts that present the certificate
+    (they are reloaded after each renewal)."""
+
+    def __init__(self, node: str, cert: Path, key: Path, ca: Path, server: Callable[[], str],
+                 contexts: Callable[[], Sequence[ssl.SSLContext]], *, now: Callable[[], float] = time.time) -> None:
+        self.node, self.cert, self.key, self.ca = node, cert, key, ca
+        self.server, self.contexts, self.now = server, contexts, now
+        self.identity = f"node-{node}"
+        self.backoff = Backoff(1.0, 60.0)
+        self.renewals = 0
+
+    def current(self) -> x509.Certificate:
+        certificate = x509.load_pem_x509_certificate(self.cert.read_bytes())
+        expires = certificate.not_valid_after_utc.timestamp()
+        EXPIRY.labels(self.identity).set_function(lambda: expires - time.time())
+        return certificate
+
+    async def run(self) -> None:
+        """Renew whenever due, forever (a supervised task of the agent)."""
+        while True:
+            lifetime = Lifetime.of(self.current())
+            now = self.now()
+            if lifetime.not_after - now < WARN_BEFORE:
+                log.warning("certificate expires soon", identity=self.identity, seconds=round(lifetime.not_after - now),
+                            renew_at=datetime.datetime.fromtimestamp(lifetime.renew_at, datetime.UTC).isoformat())
+            if now < lifetime.renew_at:
+                await asyncio.sleep(min(lifetime.renew_at - now, CHECK_SECONDS))
+                continue
+            try:
+                await self.renew()
+                self.backoff.reset()
+            except PersysError as e:
+                delay = self.backoff.next()
+                log.warning("certificate renewal failed; retrying", identity=self.identity, error=e.message,
+                            retry_in=round(delay, 3))
+                await asyncio.sleep(delay)
+
+    async def renew(self) -> None:
+        """One renewal: a new key, a CSR signed for, files swapped, contexts reloaded."""
+        old = x509.load_pem_x509_certificate(self.cert.read_bytes())
+        key = csr.new_key()
+        request = csr.new_request(key, self.node, "persys:agents", sans_of(old) or [self.node]).decode()
+        with tracing.tracer("persys.agent").start_as_current_span("agent.renew", attributes={
+                "persys.node": self.node}):
+            pem = await self._signed(request)
+        new_key = _write(self.key, csr.key_pem(key), private=True)
+        new_cert = _write(self.cert, pem.encode(), private=False)
+        new_key.replace(self.key)
+        new_cert.replace(self.cert)
+        for context in self.contexts():
+            context.load_cert_chain(str(self.cert), str(self.key))
+        self.renewals += 1
+        fresh = self.current()
+        log.info("certificate renewed", identity=self.identity, serial=format(fresh.serial_number, "x"),
+                 expires=fresh.not_valid_after_utc.isoformat())
+
+    async def _signed(self, request: str) -> str:
+        name = f"{self.node[:55]}-{secrets.token_hex(3)}"
+        body = {"apiVersion": "persys.dev/v1", "kind": "CertificateSigningRequest", "metadata": {"name": name},
+                "spec": {"request": request, "role": "agents"}}
+        async with ApiClient(self.server(), ca=self.ca, cert=self.cert, key=self.key, timeout=10.0,
+                             headers=tracing.inject({})) as client:
+            await client.request("POST", CSR_PATH, body=body)
+            deadline, delay = time.monotonic() + SIGN_TIMEOUT, POLL_FIRST
+            while time.monotonic() < deadline:
+                _, found, _ = await client.request("GET", f"{CSR_PATH}/{name}")
+                status = found.get("status") or {}
+                if status.get("certificate"):
+                    return str(status["certificate"])
+                for cond in status.get("conditions") or []:
+                    if cond.get("type") in ("Denied", "Failed") and cond.get("status") == "True":
+                        raise Forbidden(f"renewal {name} was denied ({cond.get('reason')}): {cond.get('message')}")
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, POLL_MAX)
+        raise Unavailable(f"renewal {name} was not signed within {SIGN_TIMEOUT:g}s")
