@@ -59,6 +59,9 @@ async def check(probe: Probe, http: aiohttp.ClientSession, run: Exec) -> Outcome
         return Outcome(code == 0, clip(f"{what}: exit code {code}" + (f": {output.strip()}" if output.strip() else "")))
     except TimeoutError:
         return Outcome(False, f"{what}: timed out after {probe.timeout:g}s")
+    except (ConnectionRefusedError, aiohttp.ClientConnectorError) as e:
+        refused = isinstance(e, ConnectionRefusedError) or isinstance(e.os_error, ConnectionRefusedError)
+        return Outcome(False, clip(f"{what}: " + ("connection refused" if refused else str(e))))
     except (OSError, aiohttp.ClientError) as e:
         return Outcome(False, clip(f"{what}: {e or type(e).__name__}"))
 
