@@ -41,6 +41,7 @@ COMMANDS: dict[str, str] = {
     "logout": "persys.cli.login:logout",
     "sessions": "persys.cli.login:sessions",
     "audit": "persys.cli.audit:audit",
+    "diff": "persys.cli.diff:diff",
 }
 # ---- end of commands ----
 
