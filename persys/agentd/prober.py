@@ -68,9 +68,11 @@ class Target:
         return f"service {self.service}: {text}" if self.service else text
 
 
-def gated(probes: dict[str, Any]) -> bool:
-    """Whether probes hold readiness back (a readiness or startup probe)."""
-    return "readinessProbe" in probes or "startupProbe" in probes
+def gated(probes: dict[str, Any]) -> str:
+    """What a container waits for before it is ready ("" when its probes hold nothing back)."""
+    if "startupProbe" in probes:
+        return "Startup probe has not passed yet"
+    return "Readiness probe has not passed yet" if "readinessProbe" in probes else ""
 
 
 class ProbeResults:
@@ -90,18 +92,19 @@ class ProbeResults:
         for key in [k for k in self._results if k[0] == uid]:
             del self._results[key]
 
-    def judge(self, state: WorkloadState, runs: list[tuple[str, str, bool]]) -> WorkloadState:
-        """``state`` with ``containerReady`` and ``probeMessage`` from the runs (service, run id, gated)
-        of its running containers: None when no probe gates readiness, else whether all pass."""
+    def judge(self, state: WorkloadState, runs: list[tuple[str, str, str]]) -> WorkloadState:
+        """``state`` with ``containerReady`` and ``probeMessage`` from the runs (service, run id, what it
+        waits for: ``gated``) of its running containers: None when no probe gates readiness, else whether
+        all pass."""
         if state.state != "running" or not any(g for _, _, g in runs):
             return state
         waiting = []
-        for service, run_id, is_gated in runs:
-            if not is_gated:
+        for service, run_id, wait_for in runs:
+            if not wait_for:
                 continue
             found = self._results.get((state.uid, service))
             if found is None or found[0] != run_id:
-                waiting.append(f"service {service}: probes have not run yet" if service else "probes have not run yet")
+                waiting.append(f"service {service}: {wait_for}" if service else wait_for)
             elif not found[1]:
                 waiting.append(found[2])
         state.containerReady = not waiting

@@ -47,25 +47,26 @@ def target(service: str = "", run: str = "c1") -> Target:
 
 
 def test_no_gating_probe_leaves_readiness_to_running() -> None:
-    state = ProbeResults().judge(running(), [("", "c1@t1", False)])
+    state = ProbeResults().judge(running(), [("", "c1@t1", "")])
     assert (state.containerReady, state.probeMessage) == (None, "")
 
 
 def test_a_gated_container_is_not_ready_until_its_probes_say_so() -> None:
     results = ProbeResults()
-    assert results.judge(running(), [("", "c1@t1", True)]).containerReady is False
+    assert results.judge(running(), [("", "c1@t1", "Readiness probe has not passed yet")]).containerReady is False
     assert results.set(target(), True, "")
     assert not results.set(target(), True, ""), "the same verdict is no change"
-    assert results.judge(running(), [("", "c1@t1", True)]).containerReady is True
-    restarted = results.judge(running(), [("", "c1@t2", True)])  # a new run: the old verdict says nothing
-    assert (restarted.containerReady, restarted.probeMessage) == (False, "probes have not run yet")
+    assert results.judge(running(), [("", "c1@t1", "Readiness probe has not passed yet")]).containerReady is True
+    # a new run of the container: the old verdict says nothing about it
+    restarted = results.judge(running(), [("", "c1@t2", "Startup probe has not passed yet")])
+    assert (restarted.containerReady, restarted.probeMessage) == (False, "Startup probe has not passed yet")
 
 
 def test_compose_is_ready_when_every_gated_service_is() -> None:
     results = ProbeResults()
     results.set(target("web"), True, "")
     results.set(target("db", run="c2"), False, "service db: Readiness probe failed: TCP 127.0.0.1:5432: refused")
-    runs = [("web", "c1@t1", True), ("db", "c2@t1", True), ("cache", "c3@t1", False)]
+    runs = [("web", "c1@t1", "Readiness probe has not passed yet"), ("db", "c2@t1", True), ("cache", "c3@t1", False)]
     state = results.judge(running(), runs)
     assert state.containerReady is False
     assert state.probeMessage == "service db: Readiness probe failed: TCP 127.0.0.1:5432: refused"
@@ -77,7 +78,7 @@ def test_compose_is_ready_when_every_gated_service_is() -> None:
 
 def test_a_stopped_container_is_not_judged() -> None:
     state = WorkloadState(uid="u1", state="exited")
-    assert ProbeResults().judge(state, [("", "c1@t1", True)]).containerReady is None
+    assert ProbeResults().judge(state, [("", "c1@t1", "Readiness probe has not passed yet")]).containerReady is None
 
 
 def test_clip_keeps_a_kilobyte_of_utf8() -> None:

@@ -132,9 +132,10 @@ async def test_a_slow_starter_is_protected_by_its_startup_probe(store: ObjectSto
                                               "failureThreshold": 30}))
     await store.create(workload("slow-bare", command=httpd(bare, delay=4), livenessProbe=liveness(bare)))
 
-    starting = await eventually(status_of(store, "slow-guarded", lambda o: o.status.get("phase") == "Running"),
-                                timeout=30, what="slow-guarded running")
-    assert ready(starting) == "False" and "Startup probe has not passed yet" in ready_message(starting)
+    starting = await eventually(status_of(store, "slow-guarded", lambda o: o.status.get("phase") == "Running"
+                                          and ready_message(o) == "Startup probe has not passed yet"),
+                                timeout=30, what="slow-guarded running, its startup probe not passed yet")
+    assert ready(starting) == "False"
     obj = await eventually(status_of(store, "slow-guarded", lambda o: ready(o) == "True"), timeout=30,
                            what="slow-guarded Ready once its startup probe passed")
     assert int(obj.status.get("restarts") or 0) == 0
