@@ -40,7 +40,7 @@ from persys.runtime.backoff import delay_for
 
 PROBES = Counter("persys_agent_probes_total", "Probe runs by probe kind and result", ["probe", "result"])
 CRASHES = Counter("persys_agent_probe_crashes_total", "Probe workers that died with an exception")
-RESYNC_SECONDS = 10.0
+RESYNC_SECONDS = 30.0  # a safety net: state events start and stop workers as containers change
 
 log = get_logger("agent")
 
@@ -183,8 +183,12 @@ class Prober:
         except PersysError as e:
             log.warning("prober cannot list workloads", node=self.node, error=e.message)
             return
-        running = {s.uid for s in states if s.state == "running"}
-        for uid in running | {key[0] for key in self._workers}:
+        known = {(key[0], key[2], key[3]) for key in self.workers()}
+        # a running container whose worker runs already needs no second inspect (compose apps always get one:
+        # their state names one container of several)
+        running = {s.uid for s in states if s.state == "running" and (s.uid, s.containerID, s.startedAt) not in known}
+        gone = {key[0] for key in self._workers} - {s.uid for s in states if s.state == "running"}
+        for uid in running | gone:
             await self._refresh(group, uid)
 
     async def _refresh(self, group: asyncio.TaskGroup, uid: str) -> None:
