@@ -21,6 +21,7 @@ a back-off; the prober never loses a container silently.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -139,9 +140,11 @@ class Prober:
         self.node, self.host, self.hub, self.executor = node, host, hub, executor
         self.results = host.probe_results
         self._workers: dict[tuple[str, str, str, str], asyncio.Task[None]] = {}
-        self._crashes: dict[tuple[str, str, str, str], int] = {}
+        self._crashes: dict[tuple[str, str, str, str], int] = {}  # in a row, for the back-off
+        self._crashed: set[tuple[str, str, str, str]] = set()  # to start again (a worker that gave up stays done)
         self._due: dict[str, float] = {}  # uid → when to look at it again (a crashed worker)
         self._http: aiohttp.ClientSession | None = None
+        self._queue: asyncio.Queue[dict[str, Any] | None] | None = None  # the state events; a crash pokes it
 
     def workers(self) -> list[tuple[str, str, str, str]]:
         """The keys of the workers running now."""
@@ -152,6 +155,7 @@ class Prober:
         try:
             async with aiohttp.ClientSession() as self._http, asyncio.TaskGroup() as group:
                 with self.hub.subscription() as queue:
+                    self._queue = queue
                     await self._resync(group)
                     next_resync = time.monotonic() + RESYNC_SECONDS
                     while True:
@@ -175,7 +179,7 @@ class Prober:
                         task.cancel()
         finally:
             self._workers.clear()
-            self._http = None
+            self._http = self._queue = None
 
     async def _resync(self, group: asyncio.TaskGroup) -> None:
         try:
@@ -204,9 +208,11 @@ class Prober:
         for key in [k for k in self._workers if k[0] == uid and k not in wanted]:
             self._workers.pop(key).cancel()
             self._crashes.pop(key, None)
+            self._crashed.discard(key)
         for key, target in wanted.items():
             task = self._workers.get(key)
-            if task is None or task.done():
+            if task is None or (task.done() and key in self._crashed):
+                self._crashed.discard(key)
                 self._workers[key] = group.create_task(self._worker(target), name=f"probe-{uid}-{target.service}")
         if not targets:
             self.results.forget(uid)
@@ -217,11 +223,15 @@ class Prober:
         except Exception:  # a bug must cost one container's probes for a moment, never the prober
             crashes = self._crashes.get(target.key, 0) + 1
             self._crashes[target.key] = crashes
+            self._crashed.add(target.key)
             CRASHES.inc()
             delay = delay_for(crashes, 1.0, 30.0)
             log.exception("probe worker crashed; restarting", node=self.node, uid=target.uid,
                           service=target.service, crashes=crashes, retry_in=delay)
             self._due[target.uid] = time.monotonic() + delay
+            if self._queue is not None:
+                with contextlib.suppress(asyncio.QueueFull):
+                    self._queue.put_nowait({})  # wake the loop: it sleeps until the next due time it knew of
 
     async def _lifecycle(self, target: Target) -> None:
         startup = target.probes.get("startupProbe")
