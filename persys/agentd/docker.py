@@ -146,13 +146,14 @@ class DockerRuntime:
         """Run ``command`` in a container, as ``docker exec`` does: (exit code, output ≤ 1 kB)."""
         assert self._docker is not None
         container = self._docker.containers.container(container_id)
+        output = bytearray()
         with docker_call("exec", container_id[:12]):
-            execution = await container.exec(list(command), stdout=True, stderr=True)
-            output = bytearray()
-            async with execution.start(detach=False, timeout=timeout) as stream:
-                while (message := await asyncio.wait_for(stream.read_out(), timeout)) is not None:
-                    output += message.data[:max(0, 4096 - len(output))]
-            code = (await execution.inspect()).get("ExitCode")
+            async with asyncio.timeout(timeout):
+                execution = await container.exec(list(command), stdout=True, stderr=True)
+                async with execution.start(detach=False) as stream:
+                    while (message := await stream.read_out()) is not None:
+                        output += message.data[:max(0, 4096 - len(output))]
+                code = (await execution.inspect()).get("ExitCode")
         return (int(code) if code is not None else -1), clip(output.decode(errors="replace"))
 
     async def stop_unhealthy(self, target: Target, message: str, grace: float | None) -> None:

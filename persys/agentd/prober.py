@@ -100,12 +100,12 @@ class ProbeResults:
         if state.state != "running" or not any(g for _, _, g in runs):
             return state
         waiting = []
-        for service, run_id, wait_for in runs:
-            if not wait_for:
+        for service, run_id, awaited in runs:
+            if not awaited:
                 continue
             found = self._results.get((state.uid, service))
             if found is None or found[0] != run_id:
-                waiting.append(f"service {service}: {wait_for}" if service else wait_for)
+                waiting.append(f"service {service}: {awaited}" if service else awaited)
             elif not found[1]:
                 waiting.append(found[2])
         state.containerReady = not waiting
@@ -160,10 +160,10 @@ class Prober:
                     next_resync = time.monotonic() + RESYNC_SECONDS
                     while True:
                         wake = min([next_resync, *self._due.values()])
-                        try:
-                            event = await asyncio.wait_for(queue.get(), max(wake - time.monotonic(), 0.0))
-                        except TimeoutError:
-                            event = {}
+                        event: dict[str, Any] | None = {}
+                        with contextlib.suppress(TimeoutError):  # not wait_for: in a loop it can swallow a cancel
+                            async with asyncio.timeout(max(wake - time.monotonic(), 0.0)):
+                                event = await queue.get()
                         if event is None:
                             break  # the agent is shutting down
                         if event.get("uid"):

@@ -55,7 +55,8 @@ async def check(probe: Probe, http: aiohttp.ClientSession, run: Exec) -> Outcome
             return await _http(probe, http, what)
         if probe.handler == "tcpSocket":
             return await _tcp(probe, what)
-        code, output = await asyncio.wait_for(run(probe.command, probe.timeout), probe.timeout + 1)
+        async with asyncio.timeout(probe.timeout + 1):  # asyncio.timeout, not wait_for: it never swallows a cancel
+            code, output = await run(probe.command, probe.timeout)
         return Outcome(code == 0, clip(f"{what}: exit code {code}" + (f": {output.strip()}" if output.strip() else "")))
     except TimeoutError:
         return Outcome(False, f"{what}: timed out after {probe.timeout:g}s")
@@ -78,7 +79,8 @@ async def _http(probe: Probe, http: aiohttp.ClientSession, what: str) -> Outcome
 
 
 async def _tcp(probe: Probe, what: str) -> Outcome:
-    _, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", probe.port), probe.timeout)
+    async with asyncio.timeout(probe.timeout):
+        _, writer = await asyncio.open_connection("127.0.0.1", probe.port)
     writer.close()
     try:
         await writer.wait_closed()
