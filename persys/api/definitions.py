@@ -149,8 +149,9 @@ class Definitions:
                 retry.reset()
                 await self._wake.wait()
             else:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), retry.next())
+                with contextlib.suppress(TimeoutError):  # not wait_for: in 3.11 it can swallow a cancel
+                    async with asyncio.timeout(retry.next()):
+                        await self._wake.wait()
 
     async def _clean(self, name: str) -> bool:
         """One pass over a definition being deleted; True once its objects are gone and its finalizer too."""

@@ -8,6 +8,7 @@ is Stopped. Those that did not converge in time are named with their phase and m
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -109,10 +110,9 @@ async def wait(client: ApiClient, keys: Sequence[ObjectKey], timeout: float, con
     deadline = loop.time() + timeout
     with Live(_view(rows, outcomes), console=console, refresh_per_second=8, transient=False) as live:
         for until_settled, limit in ((True, timeout), (False, settle)):
-            try:
-                await asyncio.wait_for(follow(live, until_settled), min(limit, deadline - loop.time()))
-            except TimeoutError:
-                pass
+            with contextlib.suppress(TimeoutError):  # not wait_for: in 3.11 it can swallow a cancel
+                async with asyncio.timeout(min(limit, deadline - loop.time())):
+                    await follow(live, until_settled)
         live.update(_view(rows, outcomes))
     if not console.is_terminal:
         console.file.write("\n")  # rich ends a non-terminal Live without one; stderr lines follow

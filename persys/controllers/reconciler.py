@@ -17,6 +17,7 @@ one is still running.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -313,10 +314,9 @@ class Reconciler(Controller):
             self.log.warning("could not load statistics", error=str(e))
         self.full_pass()
         while True:
-            try:
-                await asyncio.wait_for(self._pass_done.wait(), self.config.stats_seconds)
-            except TimeoutError:
-                pass
+            with contextlib.suppress(TimeoutError):  # not wait_for: in 3.11 it can swallow a cancel
+                async with asyncio.timeout(self.config.stats_seconds):
+                    await self._pass_done.wait()
             self._pass_done.clear()
             if self.stats.dirty:
                 try:

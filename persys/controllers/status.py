@@ -13,6 +13,7 @@ a node that comes back after its workloads were rescheduled never leaves a dupli
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -229,7 +230,6 @@ class StatusController(Controller):
                                         backoff_max=self.config.stream_backoff_max)
                     tasks[name] = group.create_task(follower.run(), name=f"status-follow-{name}")
                 self._nodes_changed.clear()
-                try:
-                    await asyncio.wait_for(self._nodes_changed.wait(), 1.0)
-                except TimeoutError:
-                    pass
+                with contextlib.suppress(TimeoutError):  # not wait_for: in 3.11 it can swallow a cancel
+                    async with asyncio.timeout(1.0):
+                        await self._nodes_changed.wait()

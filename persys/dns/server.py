@@ -148,8 +148,10 @@ class DnsServer(Component):
         try:
             while True:
                 try:
-                    size = struct.unpack("!H", await asyncio.wait_for(reader.readexactly(2), TCP_IDLE_TIMEOUT))[0]
-                    wire = await asyncio.wait_for(reader.readexactly(size), TCP_IDLE_TIMEOUT)
+                    async with asyncio.timeout(TCP_IDLE_TIMEOUT):  # not wait_for: it can swallow a cancel
+                        size = struct.unpack("!H", await reader.readexactly(2))[0]
+                    async with asyncio.timeout(TCP_IDLE_TIMEOUT):
+                        wire = await reader.readexactly(size)
                 except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
                     return
                 reply = self.handle(wire, udp=False)

@@ -141,7 +141,8 @@ class LeaseElector:
                     log.warning("lost leadership", lease=self.name, reason="no renewal within the deadline")
                     return
                 try:
-                    await asyncio.wait_for(self._write(lease, taking_over=False), left)
+                    async with asyncio.timeout(left):  # not wait_for: in 3.11 it can swallow a cancel
+                        await self._write(lease, taking_over=False)
                 except (Conflict, NotFound):
                     log.warning("lost leadership", lease=self.name, reason="the lease changed hands")
                     return

@@ -117,7 +117,8 @@ class LokiSink:
             if remaining <= 0:
                 break
             try:
-                entry = await asyncio.wait_for(self.queue.get(), remaining)
+                async with asyncio.timeout(remaining):  # not wait_for: in 3.11 it can swallow a cancel
+                    entry = await self.queue.get()
             except TimeoutError:
                 break
             batch.append(entry)
