@@ -33,6 +33,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str], int]] = {
     "watches": ("watches.py", [], ["--quick"], 300),
     "failover": ("failover.py", [], ["--quick"], 600),
     "join": ("join.py", [], ["--quick"], 600),
+    "probes": ("probes.py", [], ["--quick"], 300),
 }
 
 

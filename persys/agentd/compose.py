@@ -33,10 +33,13 @@ from persys.agentd.dockerapi import (
     state_from_inspect,
 )
 from persys.agentd.git import GitFetcher
+from persys.agentd.prober import ProbeResults, Target, gated
 from persys.agentd.runtime import WorkloadSpec, WorkloadState
 from persys.errors import BadRequest, NotFound, RuntimeFailure
+from persys.resources.probes import parse_probes, probes_of
 
 COMPOSE = os.environ.get("PERSYS_DOCKER_COMPOSE", "docker-compose")
+LABEL_SERVICE = "com.docker.compose.service"
 COMPOSE_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
 UP_TIMEOUT = 300.0
 BUILD_TIMEOUT = 900.0
@@ -72,8 +75,10 @@ def find_compose_file(workdir: Path, repo: Path, name: str) -> Path:
 class ComposeRuntime:
     """Runtime for ``type: compose`` workloads on one node."""
 
-    def __init__(self, owner: Owner, docker: aiodocker.Docker, root: Path, stop_timeout: int = 10) -> None:
+    def __init__(self, owner: Owner, docker: aiodocker.Docker, root: Path, stop_timeout: int = 10,
+                 probe_results: ProbeResults | None = None) -> None:
         self.owner = owner
+        self.probe_results = probe_results or ProbeResults()
         self.node = owner.node
         self.docker = docker
         self.root = root
@@ -144,6 +149,9 @@ class ComposeRuntime:
         services = document.get("services") if isinstance(document, dict) else None
         if not isinstance(services, dict) or not services:
             raise BadRequest(f"{file.name} defines no services")
+        probes = probes_of(workload.spec)
+        for service in sorted(set(probes) - set(services)):
+            raise BadRequest(f"spec.compose.services.{service}: {file.name} has no service {service!r}")
         labels = {LABEL_UID: workload.uid, LABEL_NAME: workload.name, LABEL_NAMESPACE: workload.namespace,
                   **self.owner.labels(), LABEL_HASH: workload.spec_hash}
         override: dict[str, Any] = {"services": {name: {"labels": labels} for name in services}}
@@ -153,7 +161,7 @@ class ComposeRuntime:
         meta = {"uid": workload.uid, "name": workload.name, "namespace": workload.namespace,
                 "specHash": workload.spec_hash, "revision": revision, "file": str(file), "workdir": str(workdir),
                 "env": workload.spec.get("env") or {}, "build": compose.get("build") or "auto",
-                "builds": any(isinstance(s, dict) and "build" in s for s in services.values())}
+                "builds": any(isinstance(s, dict) and "build" in s for s in services.values()), "probes": probes}
         (home / "meta.json").write_text(json.dumps(meta))
         return meta
 
@@ -216,18 +224,33 @@ class ComposeRuntime:
                 all=True, filters={"label": [f"{LABEL_COMPOSE_PROJECT}={project_name(uid)}"]})
         return [c for c in found if self.owner.claims(c._container.get("Labels") or {})]
 
-    async def get(self, uid: str) -> WorkloadState:
+    async def _services(self, uid: str) -> tuple[dict[str, Any], list[tuple[str, WorkloadState]]]:
+        """The meta of ``uid`` and (service, state) of each of its containers."""
         meta = self._meta(uid)
-        infos = []
+        found = []
         for container in await self._containers(uid):
             try:
                 with docker_call("inspect", container.id):
-                    infos.append(await container.show())
+                    info = await container.show()
             except NotFound:
                 continue
-        return aggregate(meta, [state_from_inspect(i, self.node) for i in infos],
-                         [str((i.get("Config") or {}).get("Labels", {}).get("com.docker.compose.service", ""))
-                          for i in infos], self.node)
+            service = str(((info.get("Config") or {}).get("Labels") or {}).get(LABEL_SERVICE, ""))
+            found.append((service, state_from_inspect(info, self.node)))
+        return meta, found
+
+    async def get(self, uid: str) -> WorkloadState:
+        meta, found = await self._services(uid)
+        probes = meta.get("probes") or {}
+        state = aggregate(meta, [s for _, s in found], [svc for svc, _ in found], self.node)
+        return self.probe_results.judge(state, [(svc, f"{s.containerID}@{s.startedAt}", gated(probes.get(svc) or {}))
+                                                for svc, s in found if s.state == "running"])
+
+    async def probe_targets(self, uid: str) -> list[Target]:
+        """The running containers of ``uid`` whose service has probes."""
+        meta, found = await self._services(uid)
+        probes = meta.get("probes") or {}
+        return [Target(uid, svc, s.containerID, str(s.startedAt), parse_probes(probes[svc]))
+                for svc, s in found if s.state == "running" and probes.get(svc)]
 
     async def list(self) -> list[WorkloadState]:
         if not self.root.is_dir():

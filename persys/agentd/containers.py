@@ -11,6 +11,7 @@ reported as state ``pulling`` for the uid, and a failed pull fails the apply wit
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any
@@ -30,12 +31,15 @@ from persys.agentd.dockerapi import (
     state_from_inspect,
 )
 from persys.agentd.events import LaunchReports
+from persys.agentd.prober import ProbeResults, Target, gated
 from persys.agentd.runtime import ImagePullFailed, WorkloadSpec, WorkloadState
 from persys.errors import Conflict, NotFound, PersysError, RuntimeFailure
 from persys.observability.logging import get_logger
+from persys.resources.probes import parse_probes, probes_of
 from persys.resources.quantity import parse_cpu, parse_memory
 
 PULL_TIMEOUT = 120.0
+LABEL_PROBES = "persys.dev/probes"  # the container's probes as JSON: an agent that restarts probes it again
 log = get_logger("agent")
 
 
@@ -56,6 +60,9 @@ def container_config(workload: WorkloadSpec, node: str, cluster: str = "") -> di
                    **Owner(node, cluster).labels(), LABEL_HASH: workload.spec_hash},
         "HostConfig": host,
     }
+    probes = probes_of(spec).get("")
+    if probes:
+        config["Labels"][LABEL_PROBES] = json.dumps(probes, sort_keys=True, separators=(",", ":"))
     # Kubernetes semantics: command replaces the image's entrypoint, args its default command
     if spec.get("command"):
         config["Entrypoint"] = list(spec["command"])
@@ -74,6 +81,16 @@ def container_config(workload: WorkloadSpec, node: str, cluster: str = "") -> di
     return config
 
 
+def _probes(info: dict[str, Any]) -> dict[str, Any]:
+    """The probes an inspected container was created with ({} without, or with a label that is not JSON)."""
+    raw = ((info.get("Config") or {}).get("Labels") or {}).get(LABEL_PROBES)
+    try:
+        probes = json.loads(raw) if raw else {}
+    except ValueError:
+        return {}
+    return probes if isinstance(probes, dict) else {}
+
+
 def pull_progress(line: dict[str, Any]) -> str:
     """One line of Docker's pull stream as text, e.g. ``a1b2c3: Downloading 0.7/2.1 MB``."""
     text = str(line.get("status") or "")
@@ -88,8 +105,10 @@ class ContainerRuntime:
 
     name = "docker"
 
-    def __init__(self, owner: Owner, docker: aiodocker.Docker, reports: LaunchReports, stop_timeout: int = 10) -> None:
+    def __init__(self, owner: Owner, docker: aiodocker.Docker, reports: LaunchReports, stop_timeout: int = 10,
+                 probe_results: ProbeResults | None = None) -> None:
         self.owner = owner
+        self.probe_results = probe_results or ProbeResults()
         self.node = owner.node
         self.docker = docker
         self.reports = reports
@@ -117,7 +136,17 @@ class ContainerRuntime:
 
     async def get(self, uid: str) -> WorkloadState:
         _, info = await self._container(uid)
-        return state_from_inspect(info, self.node)
+        state = state_from_inspect(info, self.node)
+        probes = _probes(info)
+        return self.probe_results.judge(state, [("", f"{state.containerID}@{state.startedAt}", gated(probes))])
+
+    async def probe_targets(self, uid: str) -> list[Target]:
+        """The container of ``uid`` if it runs and has probes."""
+        _, info = await self._container(uid)
+        state, probes = state_from_inspect(info, self.node), _probes(info)
+        if state.state != "running" or not probes:
+            return []
+        return [Target(uid, "", state.containerID, str(state.startedAt), parse_probes(probes))]
 
     async def list(self) -> list[WorkloadState]:
         with docker_call("list"):

@@ -24,6 +24,7 @@ from aiohttp.typedefs import Middleware
 from persys.agentd.events import EventHub
 from persys.agentd.executor import Executor
 from persys.agentd.node import NodeRegistration
+from persys.agentd.prober import ProbeHost, Prober
 from persys.agentd.renewal import CertificateRenewer
 from persys.agentd.runtime import Runtime
 from persys.agentd.server import make_app
@@ -69,6 +70,9 @@ class Agent(Component):
         self.runtime = config.runtime_factory(config.name, self.hub)
         self.executor = Executor(config.name, parallelism=config.parallelism)
         self.verifier = Verifier(config.secrets, max_skew=config.max_skew, node=config.name)
+        # runtimes that run real containers probe them (hollow containers have nothing to probe)
+        self.prober = Prober(config.name, self.runtime, self.hub, self.executor) \
+            if isinstance(self.runtime, ProbeHost) else None
         self._runner: web.AppRunner | None = None
         if config.tls is not None:
             self.serve_tls(config.tls)
@@ -89,6 +93,8 @@ class Agent(Component):
         services: list[Service] = [Named(f"{self.name}/heartbeat", registration.run)] if registration else []
         if registration is not None and self.config.certificate is not None:
             services.append(Named(f"{self.name}/certificate", self._renewer(registration).run))
+        if self.prober is not None:
+            services.append(Named(f"{self.name}/prober", self.prober.run))
         return services
 
     def _renewer(self, registration: NodeRegistration) -> CertificateRenewer:

@@ -25,6 +25,8 @@ from persys.agentd.compose import ComposeRuntime
 from persys.agentd.containers import ContainerRuntime
 from persys.agentd.dockerapi import LABEL_UID, Owner, docker_call
 from persys.agentd.events import EventHub, LaunchReports
+from persys.agentd.prober import ProbeResults, Target
+from persys.agentd.probes import clip
 from persys.agentd.runtime import WorkloadSpec, WorkloadState
 from persys.errors import NotFound, PersysError, RuntimeFailure
 from persys.observability.logging import get_logger
@@ -49,6 +51,7 @@ class DockerRuntime:
         self.docker_url = docker_url
         self.stop_timeout = stop_timeout
         self.reports = LaunchReports(node, hub)
+        self.probe_results = ProbeResults()
         self._docker: aiodocker.Docker | None = None
         self._pump: asyncio.Task[None] | None = None
         self._containers: ContainerRuntime | None = None
@@ -76,8 +79,10 @@ class DockerRuntime:
             await self._docker.close()
             self._docker = None
             raise RuntimeFailure(f"cannot reach dockerd: {e}") from e
-        self._containers = ContainerRuntime(self.owner, self._docker, self.reports, self.stop_timeout)
-        self._compose = ComposeRuntime(self.owner, self._docker, self.state_dir / "compose", self.stop_timeout)
+        self._containers = ContainerRuntime(self.owner, self._docker, self.reports, self.stop_timeout,
+                                            self.probe_results)
+        self._compose = ComposeRuntime(self.owner, self._docker, self.state_dir / "compose", self.stop_timeout,
+                                       self.probe_results)
         self._pump = asyncio.create_task(self._follow_docker_events(), name=f"agent-docker-events-{self.node}")
 
     async def close(self) -> None:
@@ -122,13 +127,44 @@ class DockerRuntime:
         return await self.containers.apply(workload)
 
     async def start(self, uid: str) -> WorkloadState:
+        self.reports.restarted(uid)
         return await (await self._owner(uid)).start(uid)
 
     async def stop(self, uid: str, timeout: float = 10.0) -> WorkloadState:
         return await (await self._owner(uid)).stop(uid, timeout)
 
     async def restart(self, uid: str) -> WorkloadState:
+        self.reports.restarted(uid)
         return await (await self._owner(uid)).restart(uid)
+
+    # -- probes (the prober's host) -------------------------------------------------------
+
+    async def probe_targets(self, uid: str) -> list[Target]:
+        return await (await self._owner(uid)).probe_targets(uid)
+
+    async def exec_in(self, container_id: str, command: tuple[str, ...], timeout: float) -> tuple[int, str]:
+        """Run ``command`` in a container, as ``docker exec`` does: (exit code, output ≤ 1 kB)."""
+        assert self._docker is not None
+        container = self._docker.containers.container(container_id)
+        output = bytearray()
+        with docker_call("exec", container_id[:12]):
+            async with asyncio.timeout(timeout):
+                execution = await container.exec(list(command), stdout=True, stderr=True)
+                async with execution.start(detach=False) as stream:
+                    while (message := await stream.read_out()) is not None:
+                        output += message.data[:max(0, 4096 - len(output))]
+                code = (await execution.inspect()).get("ExitCode")
+        return (int(code) if code is not None else -1), clip(output.decode(errors="replace"))
+
+    async def stop_unhealthy(self, target: Target, message: str, grace: float | None) -> None:
+        """Stop the target's container, if it is still that run, explaining its exit with ``message``."""
+        if not any(t.key == target.key for t in await self.probe_targets(target.uid)):
+            return  # stopped, restarted or replaced since the probe failed: nothing to do
+        assert self._docker is not None
+        self.reports.unhealthy(target.uid, message)
+        container = self._docker.containers.container(target.container_id)
+        with docker_call("stop", target.container_id[:12]):
+            await container.stop(t=int(self.stop_timeout if grace is None else grace))
 
     async def remove(self, uid: str) -> None:
         """Remove the workload; a uid known only by its failed launch is simply forgotten."""

@@ -23,6 +23,7 @@ from persys.resources.model import now_iso
 
 PULL_REPORT_INTERVAL = 1.0  # seconds between two pull progress events of one uid
 MAX_REPORT_MESSAGE = 1000
+UNHEALTHY = "Unhealthy"  # the reason of a container the prober stopped (a liveness or startup probe failed)
 
 
 class EventHub:
@@ -78,6 +79,7 @@ class LaunchReports:
         self.hub = hub
         self.clock = clock
         self._reports: dict[str, WorkloadState] = {}
+        self._unhealthy: dict[str, str] = {}  # uid → why the prober stopped its container
         self._published: dict[str, float] = {}  # uid -> monotonic time of its last pull event
 
     def pulling(self, workload: WorkloadSpec, image: str, progress: str) -> None:
@@ -105,9 +107,19 @@ class LaunchReports:
         self._reports[actual.uid] = report
         self.hub.publish(report)
 
+    def unhealthy(self, uid: str, message: str) -> None:
+        """The prober is stopping the container of ``uid``: its exit is explained by ``message``
+        (reason ``Unhealthy``) until the container starts again."""
+        self._unhealthy[uid] = message
+
+    def restarted(self, uid: str) -> None:
+        """The container of ``uid`` starts again: the last liveness failure no longer explains anything."""
+        self._unhealthy.pop(uid, None)
+
     def clear(self, uid: str) -> bool:
         """Forget the report of ``uid``; True if there was one."""
         self._published.pop(uid, None)
+        self._unhealthy.pop(uid, None)
         return self._reports.pop(uid, None) is not None
 
     def get(self, uid: str) -> WorkloadState | None:
@@ -118,6 +130,8 @@ class LaunchReports:
     def explain(self, actual: WorkloadState) -> WorkloadState:
         """``actual`` with the failure that left its container not running, if one is remembered."""
         report = self._reports.get(actual.uid)
+        if actual.state != "running" and report is None and actual.uid in self._unhealthy:
+            return dataclasses.replace(actual, reason=UNHEALTHY, message=self._unhealthy[actual.uid])
         if report is None or report.state == "pulling" or actual.state == "running":
             return actual
         return dataclasses.replace(actual, reason=report.reason, message=report.message,

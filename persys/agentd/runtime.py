@@ -59,6 +59,8 @@ class WorkloadState:
     message: str = ""
     reason: str = ""
     revision: str = ""  # a compose app's checked-out commit
+    containerReady: bool | None = None  # what its readiness and startup probes say (None: it has none)
+    probeMessage: str = ""  # why it is not ready, from the probes
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -43,6 +43,7 @@ COMMANDS: dict[str, str] = {
     "audit": "persys.cli.audit:audit",
     "token": "persys.cli.token:token",
     "certificate": "persys.cli.certificate:certificate",
+    "diff": "persys.cli.diff:diff",
 }
 # ---- end of commands ----
 

@@ -1,4 +1,4 @@
-"""The DNS registrar: SkyDNS records for every Running workload that asks for a ``service``.
+"""The DNS registrar: SkyDNS records for every Running, Ready workload that asks for a ``service``.
 
 For each workload it computes the records it should have (``persys.dns.records``: an A
 record for ``<service>.<namespace>.<zone>`` pointing at its node's IP and an SRV record for
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
+from persys.controllers.conditions import get_condition
 from persys.dns.records import DEFAULT_TTL, node_ip, owner_of, workload_records, zone_prefix
 from persys.errors import NotLeader
 from persys.resources.kinds import NODE, WORKLOAD
@@ -38,9 +39,11 @@ def running_node(workload: Resource) -> list[str]:
 
 
 def serving(workload: Resource | None) -> bool:
-    """Whether ``workload`` should be in DNS: Running, wanted running, not being deleted, with a service."""
+    """Whether ``workload`` should be in DNS: Running and Ready (its readiness probes pass), wanted running,
+    not being deleted, with a service."""
     return (workload is not None and not workload.metadata.deletionTimestamp
             and workload.status.get("phase") == Phase.RUNNING
+            and (get_condition(workload.status, "Ready") or {}).get("status") == "True"
             and workload.spec.get("desiredState") != DesiredState.STOPPED
             and bool((workload.spec.get("service") or {}).get("name")))
 

@@ -22,7 +22,7 @@ from persys.resources.phase import LIVE, TRANSITIONAL, ContainerState, DesiredSt
 from persys.runtime.clock import from_iso
 
 OBSERVED = ("containerState", "containerReason", "containerMessage", "containerID", "exitCode", "startedAt",
-            "finishedAt", "specHash", "nodeName", "deployedRevision")
+            "finishedAt", "specHash", "nodeName", "deployedRevision", "containerReady", "probeMessage")
 """The status fields the status controller copies from the agent's report (``nodeName``: where from)."""
 
 LAUNCHES = ("create", "recreate", "start", "restart")
@@ -103,10 +103,21 @@ def refresh_phase(obj: Resource) -> None:
     obj.status["message"] = message
 
 
+def readiness(workload: Resource) -> tuple[bool, str, str]:
+    """(ready, reason, message): running, and its readiness probes pass (no probe: running is enough;
+    a startup probe that has not passed yet holds it back). The agent reports ``containerReady``."""
+    state = observed_state(workload)
+    if state not in LIVE:
+        return False, "ContainerNotRunning", f"container is {state.value if state else 'not reported'}"
+    probed = workload.status.get("containerReady")
+    if probed is False:
+        return False, "ContainerNotReady", str(workload.status.get("probeMessage") or "probes have not passed")
+    if probed is True:
+        return True, "ProbesPassed", "container is running and its probes pass"
+    return True, "ContainerRunning", "container is running"
+
+
 def set_ready(obj: Resource, now: str) -> None:
-    """The ``Ready`` condition from the observed container state (the status controller's)."""
-    state = observed_state(obj)
-    running = state in LIVE
-    set_condition(obj.status, "Ready", "True" if running else "False",
-                  "ContainerRunning" if running else "ContainerNotRunning",
-                  f"container is {state.value if state else 'not reported'}", now)
+    """The ``Ready`` condition from the observed container state and probes (the status controller's)."""
+    ready, reason, message = readiness(obj)
+    set_condition(obj.status, "Ready", "True" if ready else "False", reason, message, now)

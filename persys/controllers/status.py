@@ -34,6 +34,7 @@ from persys.runtime.controller import Controller, Result, Watch
 from persys.runtime.informer import DELETED, IndexFunc
 
 EXITS = (ContainerState.EXITED, ContainerState.DEAD)
+UNHEALTHY = "Unhealthy"  # the agent stopped the container: a liveness or startup probe failed
 
 
 def observation(report: Report | None, node: str) -> dict[str, Any]:
@@ -44,7 +45,9 @@ def observation(report: Report | None, node: str) -> dict[str, Any]:
             "containerID": report.get("containerID") or "", "exitCode": report.get("exitCode"),
             "startedAt": report.get("startedAt"), "finishedAt": report.get("finishedAt"),
             "specHash": report.get("specHash") or "", "nodeName": node,
-            "deployedRevision": report.get("revision") or None}
+            "deployedRevision": report.get("revision") or None,
+            "containerReady": report.get("containerReady") if report.get("state") == "running" else None,
+            "probeMessage": (report.get("probeMessage") or None) if report.get("state") == "running" else None}
 
 
 def _seen_on(workload: Resource, node: str) -> bool:
@@ -157,6 +160,13 @@ class StatusController(Controller):
                 (new.get("containerReason"), new.get("finishedAt")):
             await self.recorder.record(after, WARNING, failure.value, str(new.get("containerMessage") or ""),
                                        fence=self.fence)
+        if new.get("containerReason") == UNHEALTHY and (old.get("containerReason"), old.get("finishedAt")) != \
+                (new.get("containerReason"), new.get("finishedAt")):
+            await self.recorder.record(after, WARNING, UNHEALTHY, str(new.get("containerMessage") or ""),
+                                       fence=self.fence)
+        if new.get("probeMessage") and new.get("probeMessage") != old.get("probeMessage") \
+                and "Readiness probe failed" in str(new.get("probeMessage")):
+            await self.recorder.record(after, WARNING, UNHEALTHY, str(new.get("probeMessage")), fence=self.fence)
         if state == old.get("containerState"):
             return
         if state == ContainerState.RUNNING:

@@ -8,6 +8,7 @@ sources, quantities); the two path rules, too small for a module of their own, l
 from __future__ import annotations
 
 import posixpath
+import re
 from collections.abc import Callable
 from functools import partial
 
@@ -43,6 +44,13 @@ def escapes(path: str) -> bool:
     return normal == ".." or normal.startswith("../")
 
 
+def check_compose_service(value: str) -> str | None:
+    """None when ``value`` can name a docker-compose service (letters, digits, ``.``, ``_``, ``-``)."""
+    if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}", value):
+        return None
+    return "must be a compose service name: letters, digits, '.', '_' or '-', at most 63"
+
+
 def check_text(value: str) -> str | None:
     """None when ``value`` holds no NUL (which no environment, argument or file name can carry)."""
     return "must not contain NUL" if "\0" in value else None
@@ -60,6 +68,7 @@ FORMATS: dict[str, Check] = {
     "gitcommit": check_commit,
     "abspath": check_absolute_path,
     "innerpath": check_inner_path,
+    "composeservice": check_compose_service,
     "cpu": partial(check_quantity, parse_cpu, limit=CPU_REQUEST_LIMIT),  # a workload's request: bounded
     "memory": partial(check_quantity, parse_memory, limit=MEMORY_REQUEST_LIMIT),
     "cpucapacity": partial(check_quantity, parse_cpu),  # what a node reports

@@ -14,6 +14,7 @@ from persys.resources.formats import check_inner_path
 from persys.resources.lease import LEASE
 from persys.resources.model import Resource
 from persys.resources.phase import ContainerState, DesiredState, Phase
+from persys.resources.probes import PROBES, SERVICES, probe_checks
 from persys.resources.rbac import CLUSTER_ROLE_BINDING, ROLE_BINDING
 from persys.resources.registry import LABELS, Kind, Registry
 from persys.resources.schema import Schema
@@ -74,7 +75,9 @@ WORKLOAD_SPEC: Schema = {"type": "object", "properties": {
         "path": {"type": "string", "format": "innerpath", "default": "."},
         "file": {"type": "string", "default": ""}, "authSecret": {"type": "string", "default": ""},
         "build": {"type": "string", "enum": ["auto", "always", "never"], "default": "auto"},
+        "services": SERVICES,  # per service of the compose file: its probes
     }, "required": ["repo"]},
+    **PROBES,
 }}
 
 WORKLOAD_STATUS: Schema = {"type": "object", "properties": {
@@ -92,6 +95,7 @@ WORKLOAD_STATUS: Schema = {"type": "object", "properties": {
     # written by the status controller (what the agent reports) and the reconciler (crash loop count)
     "containerState": {"type": "string", "enum": [state.value for state in ContainerState]},
     "containerReason": STRING, "containerMessage": STRING, "consecutiveFailures": {"type": "integer", "minimum": 0},
+    "containerReady": {"type": "boolean", "nullable": True}, "probeMessage": STRING,  # the agent's probes
 }}
 
 
@@ -121,7 +125,8 @@ def _workload_checks(spec: dict[str, Any]) -> list[Cause]:
         known = names | {str(p["containerPort"]) for p in spec.get("ports", [])}
         if str(wanted) not in known:
             causes.append(Cause("spec.service.port", f"{wanted!r} names no port in spec.ports"))
-    return causes + _backoff_checks(spec.get("backoff") or {}) + _compose_checks(spec.get("compose") or {})
+    return causes + _backoff_checks(spec.get("backoff") or {}) + _compose_checks(spec.get("compose") or {}) \
+        + probe_checks(spec)
 
 
 def _backoff_checks(backoff: dict[str, Any]) -> list[Cause]:

@@ -22,7 +22,7 @@ async def test_apply_reports_running_and_is_idempotent(start_agent, client_for) 
     state = await client.get(uid)
     assert state["state"] == "running" and state["node"] == agent.config.name and state["startedAt"]
     assert set(state) == {"uid", "name", "namespace", "node", "containerID", "state", "exitCode", "startedAt",
-                          "finishedAt", "specHash", "message", "reason", "revision"}
+                          "finishedAt", "specHash", "message", "reason", "revision", "containerReady", "probeMessage"}
     ops = await asyncio.gather(*(client.apply(workload(uid, agent.config.name)) for _ in range(10)))
     results = await asyncio.gather(*(client.wait(op_id, 10) for op_id in ops))
     assert all(r["state"] == "succeeded" for r in results)

@@ -55,8 +55,25 @@ async def records(etcd: Etcd) -> dict[str, SkyRecord]:
     return {kv.key: SkyRecord.decode(kv.key, kv.value) for kv in kvs}
 
 
-async def set_phase(store: ObjectStore, phase: str, node_name: str = "n1", name: str = "web-1") -> None:
-    await store.update_status("Workload", "default", name, {"phase": phase, "nodeName": node_name})
+async def set_phase(store: ObjectStore, phase: str, node_name: str = "n1", name: str = "web-1",
+                    ready: bool | None = None) -> None:
+    """Status as the status controller writes it: Ready follows Running unless ``ready`` says otherwise."""
+    ready = phase == "Running" if ready is None else ready
+    condition = {"type": "Ready", "status": "True" if ready else "False", "reason": "test", "message": ""}
+    await store.update_status("Workload", "default", name, {"phase": phase, "nodeName": node_name,
+                                                            "conditions": [condition]})
+
+
+async def test_records_exist_only_while_ready(store: ObjectStore, etcd: Etcd, registrar: Manager) -> None:
+    await store.create(node("n1", "127.0.0.1:7100"))
+    await store.create(web())
+    await set_phase(store, "Running", ready=False)  # running, but its readiness probe fails
+    await asyncio.sleep(0.3)
+    assert await records(etcd) == {}
+    await set_phase(store, "Running", ready=True)
+    await eventually(lambda: _keys(etcd, {A_KEY, SRV_KEY}))
+    await set_phase(store, "Running", ready=False)
+    await eventually(lambda: _keys(etcd, set()))
 
 
 async def test_records_follow_the_workload(store: ObjectStore, etcd: Etcd, registrar: Manager,
