@@ -57,16 +57,19 @@ async def test_watch_ends_with_an_error_line_when_etcd_goes_away(own_etcd: EtcdS
         async with api.client() as client:
             _, revision = await client.list("workloads")
             seen: list[str] = []
+            added = asyncio.Event()
 
             async def follow() -> None:
                 async for item in client.watch("workloads", resource_version=revision):
                     seen.append(item.type)
                     if item.type == "ADDED":
-                        own_etcd.stop()
+                        added.set()
 
             watcher = asyncio.create_task(follow())
             await asyncio.sleep(0.3)
-            await client.apply_raw(WORKLOAD)
+            await client.apply_raw(WORKLOAD)  # its answer may come after the watch's event: etcd stops after both
+            await asyncio.wait_for(added.wait(), 10)
+            own_etcd.stop()
             with pytest.raises(Unavailable) as caught:
                 await asyncio.wait_for(watcher, 30)
             assert seen[0] == "ADDED" and caught.value.code == 503
