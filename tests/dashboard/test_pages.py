@@ -1,0 +1,132 @@
+"""The dashboard's pages, streams and actions over HTTP, as a logged-in browser sees them (no browser here):
+a real API server and etcd, the gateway in the test's loop, GitHub's web flow against the stand-in."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import aiohttp
+
+from persys.gateway.server import Gateway
+from tests.dashboard.helpers import bind, web_login
+from tests.support.cluster import RunningApi
+from tests.support.github import FakeGitHub, user
+
+OCTOCAT, VIEWER = user("octocat"), user("viewer")
+
+
+def workload(name: str, namespace: str = "default", **labels: str) -> dict[str, Any]:
+    return {"apiVersion": "persys.dev/v1", "kind": "Workload",
+            "metadata": {"name": name, "namespace": namespace, "labels": labels},
+            "spec": {"image": "persys/busybox:local", "command": ["sleep", "60"], "desiredState": "Stopped"}}
+
+
+def names(html: str) -> list[str]:
+    return re.findall(r'<th scope="row" data-col="NAME"><a href="[^"]+">([^<]+)</a>', html)
+
+
+async def test_a_page_needs_a_login_and_the_web_flow_comes_back_to_it(
+        gateway: Gateway, api: RunningApi, github: FakeGitHub) -> None:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False)) as anonymous, \
+            anonymous.get(gateway.url + "/ui/workloads?namespace=x", allow_redirects=False) as response:
+        assert response.status == 302
+        location = urlsplit(response.headers["Location"])
+        assert (location.path, parse_qs(location.query)) == ("/auth/login", {"next": ["/ui/workloads?namespace=x"]})
+    async with await web_login(gateway.url, api.pki.ca_cert, github, OCTOCAT) as browser, \
+            browser.get(gateway.url + "/ui/") as page:
+        assert page.status == 200 and "github:octocat" in await page.text()
+        assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+
+
+async def test_workloads_page_by_page_with_labels_and_search(
+        gateway: Gateway, api: RunningApi, github: FakeGitHub) -> None:
+    async with api.client() as admin:
+        await bind(admin, "octocat", "view")
+        for i in range(120):
+            await admin.apply_raw(workload(f"w{i:03d}", "paged", tier="a" if i % 2 else "b"))
+    async with await web_login(gateway.url, api.pki.ca_cert, github, OCTOCAT) as browser:
+        async def page(query: str) -> tuple[int, str]:
+            async with browser.get(gateway.url + "/ui/workloads?" + query) as response:
+                return response.status, await response.text()
+
+        status, first = await page("namespace=paged")
+        assert status == 200 and names(first) == [f"w{i:03d}" for i in range(50)]
+        following = re.search(r'href="([^"]+)" rel="next"', first)
+        assert following is not None
+        status, second = await page(following.group(1).split("?", 1)[1].replace("&amp;", "&"))
+        assert names(second) == [f"w{i:03d}" for i in range(50, 100)]
+
+        _, labelled = await page("namespace=paged&labelSelector=tier%3Da")
+        assert names(labelled) == [f"w{i:03d}" for i in range(1, 100, 2)]
+        _, searched = await page("namespace=paged&search=W11")  # case-insensitive part of a name
+        assert names(searched) == [f"w{i:03d}" for i in range(110, 120)]
+        assert 'rel="next"' not in searched
+
+        status, bad = await page("namespace=paged&continue=not-a-token")
+        assert status == 400 and "continue: not a page token" in bad
+        status, bad = await page("namespace=Not_A_Namespace")
+        assert status == 400 and "namespace:" in bad
+        status, bad = await page("namespace=paged&labelSelector=%3D%3D%3D")
+        assert status == 422 and "labelSelector" in bad, bad[bad.find("role=\"alert\""):][:300]
+
+
+async def test_the_list_stream_sends_rows_of_the_page_as_they_change(
+        gateway: Gateway, api: RunningApi, github: FakeGitHub) -> None:
+    async with api.client() as admin:
+        await bind(admin, "octocat", "view")
+        await admin.apply_raw(workload("b-web", "live"))
+        _, revision = await admin.list("Workload", "live")
+        async with await web_login(gateway.url, api.pki.ca_cert, github, OCTOCAT) as browser:
+            url = (f"{gateway.url}/ui/live/list/persys.dev/workloads?namespace=live&rv={revision}&first=1&last=1"
+                   "&low=live/b-web&high=live/b-web")
+            async with browser.get(url) as stream:
+                assert stream.headers["Content-Type"] == "text/event-stream"
+                await admin.apply_raw(workload("a-new", "live"))
+                await admin.patch("Workload", "b-web", {"metadata": {"labels": {"x": "y"}}}, namespace="live")
+                await admin.delete("Workload", "a-new", namespace="live")
+                events = await read_events(stream, 3)
+    assert [(name, data["key"]) for name, data in events] == [
+        ("row", "live/a-new"), ("row", "live/b-web"), ("gone", "live/a-new")]
+    assert 'data-key="live/b-web"' in events[1][1]["html"]
+
+
+async def read_events(stream: aiohttp.ClientResponse, count: int) -> list[tuple[str, dict[str, Any]]]:
+    found: list[tuple[str, dict[str, Any]]] = []
+    name = ""
+    async with asyncio.timeout(30):
+        while len(found) < count:
+            line = (await stream.content.readline()).decode().rstrip("\n")
+            if line.startswith("event: "):
+                name = line[len("event: "):]
+            elif line.startswith("data: ") and name:
+                found.append((name, json.loads(line[len("data: "):])))
+    return found
+
+
+async def test_a_view_only_user_sees_no_buttons_and_is_refused_when_forcing_an_action(
+        gateway: Gateway, api: RunningApi, github: FakeGitHub) -> None:
+    async with api.client() as admin:
+        await bind(admin, "viewer", "view")
+        await bind(admin, "octocat", "edit")
+        await admin.apply_raw(workload("web", "acts"))
+        async with await web_login(gateway.url, api.pki.ca_cert, github, VIEWER) as viewer:
+            async with viewer.get(gateway.url + "/ui/workloads/acts/web") as page:
+                html = await page.text()
+                assert page.status == 200 and "Workload web" in html and "data-action" not in html
+            async with viewer.post(gateway.url + "/ui/actions/acts/web/start", headers={"X-Persys-UI": "1"}) as r:
+                assert r.status == 403 and "github:viewer" in (await r.json())["message"]
+        async with await web_login(gateway.url, api.pki.ca_cert, github, OCTOCAT) as editor:
+            async with editor.get(gateway.url + "/ui/workloads/acts/web") as page:
+                html = await page.text()
+                assert 'data-action="start"' in html and 'data-action="delete"' in html
+            async with editor.post(gateway.url + "/ui/actions/acts/web/start") as r:  # not from the dashboard
+                assert r.status == 403 and "X-Persys-UI" in (await r.json())["message"]
+            async with editor.post(gateway.url + "/ui/actions/acts/web/explode", headers={"X-Persys-UI": "1"}) as r:
+                assert r.status == 400 and "action: must be one of" in (await r.json())["message"]
+            async with editor.post(gateway.url + "/ui/actions/acts/web/start", headers={"X-Persys-UI": "1"}) as r:
+                assert r.status == 200, await r.text()
+        assert (await admin.get("Workload", "web", "acts")).spec["desiredState"] == "Running"
