@@ -91,7 +91,7 @@ async def _list(ui: Ui, request: web.Request, claims: Any, kind: Kind, base: str
     following = f"{base}?{urlencode({**filters, 'continue': found.following.encode()})}" if found.following else ""
     return ui.render("list.html", claims, nav="workloads" if views.has_logs(kind) else "kinds", kind=kind,
                      headers=views.headers(kind), logs_column=views.has_logs(kind), rows=rows, filters=filters,
-                     base=base,
+                     base=base, page_size=views.PAGE_SIZE,
                      first=f"{base}?{urlencode(filters)}" if not first_page else "", following=following,
                      live=f"/ui/live/list/{kind.group}/{kind.plural}?{urlencode(live)}")
 

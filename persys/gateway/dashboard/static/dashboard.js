@@ -34,6 +34,8 @@
     }
     const after = Array.from(rows.children).find((tr) => tr.dataset.key > key);
     rows.insertBefore(row, after || null);
+    const empty = document.getElementById("empty");
+    if (empty) empty.remove();
   }
 
   // The overview's chart: reconcile actions and errors per interval since the page opened.
