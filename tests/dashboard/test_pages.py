@@ -13,6 +13,7 @@ import aiohttp
 
 from persys.gateway.server import Gateway
 from tests.dashboard.helpers import bind, web_login
+from tests.support.backup import BACKUPS, RD_PATH, backup, definition
 from tests.support.cluster import RunningApi
 from tests.support.github import FakeGitHub, user
 
@@ -130,3 +131,80 @@ async def test_a_view_only_user_sees_no_buttons_and_is_refused_when_forcing_an_a
             async with editor.post(gateway.url + "/ui/actions/acts/web/start", headers={"X-Persys-UI": "1"}) as r:
                 assert r.status == 200, await r.text()
         assert (await admin.get("Workload", "web", "acts")).spec["desiredState"] == "Running"
+
+
+async def test_custom_kinds_are_listed_and_shown_with_their_printer_columns_and_kept_live(
+        gateway: Gateway, api: RunningApi, github: FakeGitHub) -> None:
+    async with api.client() as admin:
+        await bind(admin, "octocat", "view")
+        await admin.request("PUT", RD_PATH, body=definition())
+        await admin.request("PUT", f"{BACKUPS}/nightly", body=backup("nightly", retention={"days": 30}))
+        async with await web_login(gateway.url, api.pki.ca_cert, github, OCTOCAT) as browser:
+            async with browser.get(gateway.url + "/ui/kinds") as page:
+                html = await page.text()
+                assert '<a href="/ui/kinds/backup.example.com/backups">Backup</a>' in html
+                assert "Source, Days, Phase" in html
+            async with browser.get(gateway.url + "/ui/kinds/backup.example.com/backups?namespace=default") as page:
+                html = await page.text()
+                heads = re.findall(r'<th scope="col">([A-Z]+)</th>', html)
+                assert heads == ["NAMESPACE", "NAME", "SOURCE", "DAYS", "PHASE", "AGE"]
+                assert '<td data-col="DAYS">30</td>' in html and names(html) == ["nightly"]
+            async with browser.get(gateway.url + "/ui/kinds/backup.example.com/backups/default/nightly") as page:
+                html = await page.text()
+                assert page.status == 200 and "Backup nightly" in html
+                assert '<dd data-field="SOURCE">web</dd>' in html
+                revision = re.search(r'data-live="[^"]+\?rv=(\d+)"', html)
+            assert revision is not None
+            url = f"{gateway.url}/ui/live/object/backup.example.com/backups/default/nightly?rv={revision.group(1)}"
+            async with browser.get(url) as stream:
+                await admin.request("PUT", f"{BACKUPS}/nightly", body=backup("nightly", retention={"days": 31}))
+                events = await read_events(stream, 2)
+            assert events[0][0] == "html" and events[0][1]["target"] == "summary"
+            assert '<dd data-field="DAYS">31</dd>' in events[0][1]["html"]
+            async with browser.get(gateway.url + "/ui/kinds/backup.example.com/nothings") as page:
+                assert page.status == 404 and "no kind &#39;nothings&#39;" in await page.text()
+
+
+async def test_the_overview_stream_counts_phases_and_nodes_and_samples_the_statistics(
+        gateway: Gateway, api: RunningApi, github: FakeGitHub) -> None:
+    async with api.client() as admin:
+        await bind(admin, "octocat", "view")
+        await admin.apply_raw(workload("one", "census"))
+        async with await web_login(gateway.url, api.pki.ca_cert, github, OCTOCAT) as browser, \
+                browser.get(gateway.url + "/ui/live/overview") as stream:
+            first = {name: data for name, data in await read_events(stream, 2)}
+            assert "sample" in first and first["sample"]["actions"] == 0
+            assert '<td data-phase="Pending">1</td>' in first["html"]["html"]
+            await admin.apply_raw(workload("two", "census"))
+            while True:
+                name, data = (await read_events(stream, 1))[0]
+                if name == "html" and '<td data-phase="Pending">2</td>' in data["html"]:
+                    break
+
+
+async def test_nodes_show_allocatable_against_requested(gateway: Gateway, api: RunningApi, github: FakeGitHub) -> None:
+    async with api.client() as admin:
+        await bind(admin, "octocat", "view")
+        await admin.apply_raw({"apiVersion": "persys.dev/v1", "kind": "Node", "metadata": {"name": "n1"},
+                               "spec": {"address": "127.0.0.1:9"}})
+        await admin.update_status("Node", "n1", {"allocatable": {"cpu": "2", "memory": "1Gi"}}, namespace="")
+        placed = workload("big", "nodes")
+        placed["spec"].update(nodeName="n1", resources={"cpu": "500m", "memory": "256Mi"})
+        await admin.apply_raw(placed)
+        async with await web_login(gateway.url, api.pki.ca_cert, github, OCTOCAT) as browser, \
+                browser.get(gateway.url + "/ui/nodes") as page:
+            html = await page.text()
+    assert "n1" in html and "NotReady" in html and "500m of 2" in html and "256Mi of 1Gi" in html
+    assert '<a href="/ui/workloads/nodes/big">nodes/big</a>' in html
+
+
+async def test_a_workload_not_yet_on_a_node_says_why_it_has_no_logs(
+        gateway: Gateway, api: RunningApi, github: FakeGitHub) -> None:
+    async with api.client() as admin:
+        await bind(admin, "octocat", "view")
+        await admin.apply_raw(workload("waiting", "logs"))
+        async with await web_login(gateway.url, api.pki.ca_cert, github, OCTOCAT) as browser:
+            async with browser.get(gateway.url + "/ui/workloads/logs/waiting") as page:
+                assert page.status == 200 and "is not scheduled to a node yet" in await page.text()
+            async with browser.get(gateway.url + "/ui/workloads/logs/missing") as page:
+                assert page.status == 404 and "missing" in await page.text()
