@@ -11,14 +11,21 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from persys.gateway.dashboard.pages import check_action
+from persys.errors import BadRequest
 from persys.gateway.dashboard.site import Ui, path_name
 from persys.observability.logging import get_logger
 
 log = get_logger("gateway.dashboard")
 
+ACTIONS = ("stop", "start", "reconcile", "delete")
 DONE = {"stop": "stop requested: desiredState Stopped", "start": "start requested: desiredState Running",
         "reconcile": "reconcile requested", "delete": "delete requested"}
+
+
+def check_action(action: str) -> str:
+    if action not in ACTIONS:
+        raise BadRequest(f"action: must be one of {', '.join(ACTIONS)}, not {action!r}")
+    return action
 
 
 async def act(ui: Ui, request: web.Request) -> web.Response:

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from persys.client.api import ApiClient
 from persys.controllers.conditions import node_ready
-from persys.errors import BadRequest, Cause, Invalid, NotFound, PersysError
+from persys.errors import Cause, Invalid, NotFound, PersysError
 from persys.gateway.dashboard import views
 from persys.gateway.dashboard.site import Ui, namespace_arg, page_errors
 from persys.resources import Kind, Resource
@@ -186,11 +186,3 @@ async def permissions(client: ApiClient, namespace: str) -> dict[str, bool]:
         may[verb] = bool((review.get("status") or {}).get("allowed"))
     return may
 
-
-def check_action(action: str) -> str:
-    if action not in ACTIONS:
-        raise BadRequest(f"action: must be one of {', '.join(ACTIONS)}, not {action!r}")
-    return action
-
-
-ACTIONS = ("stop", "start", "reconcile", "delete")

@@ -92,7 +92,9 @@ async def object_panels(ui: Ui, request: web.Request) -> web.StreamResponse:
     async def watch_events() -> None:
         async for item in follow(client, "Event", namespace or None, revision):
             event = item.object
-            if item.type == "ADDED" and event is not None and event.spec.get("involvedObject", {}).get("name") == name:
+            involved = (event.spec.get("involvedObject") or {}) if event is not None else {}
+            if item.type == "ADDED" and event is not None and involved.get("name") == name \
+                    and str(involved.get("kind", kind.kind)).lower() == kind.kind.lower():
                 html = ui.fragment("event_row", event)
                 await stream.send("event", {"key": views.key_of(event), "html": html})
 
