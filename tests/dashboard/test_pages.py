@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -172,14 +173,23 @@ async def test_the_overview_stream_counts_phases_and_nodes_and_samples_the_stati
         await admin.apply_raw(workload("one", "census"))
         async with await web_login(gateway.url, api.pki.ca_cert, github, OCTOCAT) as browser, \
                 browser.get(gateway.url + "/ui/live/overview") as stream:
-            first = {name: data for name, data in await read_events(stream, 2)}
-            assert "sample" in first and first["sample"]["actions"] == 0
-            assert '<td data-phase="Pending">1</td>' in first["html"]["html"]
+            sample = await next_event(stream, lambda name, data: name == "sample")
+            assert sample["actions"] == 0 and sample["errors"] == 0
+            await next_event(stream, counted("Pending", 1))
             await admin.apply_raw(workload("two", "census"))
-            while True:
-                name, data = (await read_events(stream, 1))[0]
-                if name == "html" and '<td data-phase="Pending">2</td>' in data["html"]:
-                    break
+            await next_event(stream, counted("Pending", 2))
+
+
+def counted(phase: str, count: int) -> Callable[[str, dict[str, Any]], bool]:
+    return lambda name, data: name == "html" and f'<td data-phase="{phase}">{count}</td>' in data["html"]
+
+
+async def next_event(stream: aiohttp.ClientResponse, wanted: Callable[[str, dict[str, Any]], bool]) -> dict[str, Any]:
+    """The data of the next event of the stream that is ``wanted`` (those before it are passed over)."""
+    while True:
+        name, data = (await read_events(stream, 1))[0]
+        if wanted(name, data):
+            return data
 
 
 async def test_nodes_show_allocatable_against_requested(gateway: Gateway, api: RunningApi, github: FakeGitHub) -> None:
