@@ -96,16 +96,38 @@ async def test_the_list_stream_sends_rows_of_the_page_as_they_change(
     assert 'data-key="live/b-web"' in events[1][1]["html"]
 
 
+async def test_a_reconnecting_list_stream_resumes_after_the_last_event_it_had_sent(
+        gateway: Gateway, api: RunningApi, github: FakeGitHub) -> None:
+    async with api.client() as admin:
+        await bind(admin, "octocat", "view")
+        await admin.apply_raw(workload("b-web", "again"))
+        _, revision = await admin.list("Workload", "again")
+        async with await web_login(gateway.url, api.pki.ca_cert, github, OCTOCAT) as browser:
+            url = f"{gateway.url}/ui/live/list/persys.dev/workloads?namespace=again&rv={revision}&first=1&last=1"
+            async with browser.get(url) as stream:
+                await admin.apply_raw(workload("a-new", "again"))
+                await admin.patch("Workload", "b-web", {"metadata": {"labels": {"x": "y"}}}, namespace="again")
+                (_, added), (_, changed) = await read_events(stream, 2)
+            assert int(changed["_id"]) > int(added["_id"]) > int(revision)
+            async with browser.get(url, headers={"Last-Event-ID": added["_id"]}) as stream:  # as EventSource does
+                await admin.apply_raw(workload("c-late", "again"))
+                events = await read_events(stream, 2)
+    assert [(name, data["key"]) for name, data in events] == [("row", "again/b-web"), ("row", "again/c-late")]
+
+
 async def read_events(stream: aiohttp.ClientResponse, count: int) -> list[tuple[str, dict[str, Any]]]:
     found: list[tuple[str, dict[str, Any]]] = []
-    name = ""
+    name = ident = ""
     async with asyncio.timeout(30):
         while len(found) < count:
             line = (await stream.content.readline()).decode().rstrip("\n")
             if line.startswith("event: "):
                 name = line[len("event: "):]
+            elif line.startswith("id: "):
+                ident = line[len("id: "):]
             elif line.startswith("data: ") and name:
-                found.append((name, json.loads(line[len("data: "):])))
+                found.append((name, {**json.loads(line[len("data: "):]), **({"_id": ident} if ident else {})}))
+                ident = ""
     return found
 
 

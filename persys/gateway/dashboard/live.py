@@ -37,9 +37,12 @@ class EventStream:
         await self.response.write(b"retry: 2000\n\n")  # how soon a browser reconnects after a break
         return self
 
-    async def send(self, event: str, data: Any) -> None:
+    async def send(self, event: str, data: Any, *, revision: str = "") -> None:
+        """One event; ``revision`` (the watch's) becomes its id, which a reconnecting browser sends back as
+        ``Last-Event-ID`` so that the stream resumes where it broke instead of from the page's revision."""
         text = json.dumps(data, separators=(",", ":"))
-        await self.response.write(f"event: {event}\ndata: {text}\n\n".encode())
+        ident = f"id: {revision}\n" if revision else ""
+        await self.response.write(f"event: {event}\n{ident}data: {text}\n\n".encode())
 
     async def keepalive(self) -> None:
         """Forever: a comment line every KEEPALIVE seconds (ends when the browser has gone)."""

@@ -36,11 +36,12 @@ async def list_rows(ui: Ui, request: web.Request) -> web.StreamResponse:
     kind = await kind_at(client, request.match_info["group"], request.match_info["plural"])
     query = request.query
     namespace = namespace_arg(request) if kind.namespaced else ""
-    search, selector, revision = query.get("search", ""), query.get("labelSelector", ""), query.get("rv", "")
+    search, selector = query.get("search", ""), query.get("labelSelector", "")
+    revision = request.headers.get("Last-Event-ID") or query.get("rv", "")  # a reconnect resumes where it broke
     low, high = query.get("low", ""), query.get("high", "")
     first_page, last_page = query.get("first") == "1", query.get("last") == "1"
     if not revision.isdigit():
-        raise BadRequest(f"rv: must be the list's resourceVersion, not {revision!r}")
+        raise BadRequest(f"rv (or Last-Event-ID): must be the list's resourceVersion, not {revision!r}")
     stream = await EventStream(request).open()
 
     async def pump() -> None:
@@ -52,10 +53,10 @@ async def list_rows(ui: Ui, request: web.Request) -> web.StreamResponse:
             if not views.belongs(key, low, high, first_page=first_page, last_page=last_page):
                 continue
             if item.type == "DELETED":
-                await stream.send("gone", {"key": key})
+                await stream.send("gone", {"key": key}, revision=item.resource_version)
             else:
                 html = ui.fragment("row_html", views.row(kind, obj), views.headers(kind), views.has_logs(kind))
-                await stream.send("row", {"key": key, "html": html})
+                await stream.send("row", {"key": key, "html": html}, revision=item.resource_version)
 
     return await run(stream, pump())
 
