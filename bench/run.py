@@ -30,6 +30,8 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str], int]] = {
     "operator": ("operator.py", [], ["--quick"], 600),
     "gateway": ("gateway.py", [], ["--quick"], 300),
     "pushdeploy": ("pushdeploy.py", [], ["--quick"], 600),
+    "watches": ("watches.py", [], ["--quick"], 300),
+    "failover": ("failover.py", [], ["--quick"], 600),
     "dashboard": ("dashboard.py", [], ["--quick"], 900),
 }
 

@@ -17,8 +17,11 @@ connections, so that clients which connect and then say nothing cannot pile up (
 from __future__ import annotations
 
 import asyncio
+import asyncio.sslproto
+import contextlib
 import json
 import re
+import resource
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -129,20 +132,51 @@ class ListenerLimits:
       request's headers too (aiohttp's keep-alive timer). Longer than the 15 s for which aiohttp's client
       (``ApiClient``, ``AgentClient``) keeps an idle pooled connection, so that the client closes first and
       never sends a request down a connection the server is closing.
-    - ``max_connections`` (512): open connections per listener, those in their TLS handshake included. A
+    - ``max_connections`` (2048): open connections per listener, those in their TLS handshake included. A
       100-node cluster holds about 150 against its API (one pooled connection per agent, a watch per
-      informer, CLIs); 512 leaves room for three times that and keeps a listener well under the common
-      1024 soft limit on file descriptors. Above it a new connection gets a 503 and is closed at once.
+      informer, CLIs); dashboards and tools watching add one per watch, and 2,048 leaves room for a
+      thousand of those. A listener starts by raising the process's soft limit on open files to its hard
+      limit (as Go's runtime does), and takes fewer connections than this when that limit is low: half of
+      what the limit leaves after ``RESERVED_FILES``, so that two listeners fit. Above it a new connection
+      gets a 503 and is closed at once.
     - ``backlog`` (128): connections the kernel queues before the server accepts them (aiohttp's default).
     """
 
     header_timeout: float = 10.0
     idle_timeout: float = 20.0
-    max_connections: int = 512
+    max_connections: int = 2048
     backlog: int = 128
 
 
 LIMITS = ListenerLimits()
+RESERVED_FILES = 256  # descriptors kept for etcd, Docker, logs and the rest of the process
+TLS_READ_BUFFER = 32 * 1024  # what asyncio reads a TLS connection with, at most (two full TLS records)
+
+
+def open_files_limit() -> int:
+    """The soft limit on open files, raised to the hard limit first when it is lower."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+    return soft if soft != resource.RLIM_INFINITY else 1 << 20
+
+
+def connection_cap(limits: ListenerLimits, open_files: int) -> int:
+    """How many connections one listener takes: ``max_connections``, or fewer when ``open_files`` is low."""
+    return max(1, min(limits.max_connections, (open_files - RESERVED_FILES) // 2))
+
+
+def shrink_tls_read_buffer() -> None:
+    """Read TLS connections in ``TLS_READ_BUFFER`` chunks instead of asyncio's 256 KiB.
+
+    asyncio's ``SSLProtocol`` gives every TLS connection a read buffer of ``max_size`` (256 KiB since Python
+    3.11) for its whole life; with idle watches that buffer was ~85% of a connection's memory
+    (``bench/watches.py``). A TLS record carries at most 16 KiB, so 32 KiB reads lose nothing."""
+    protocol = getattr(asyncio.sslproto, "SSLProtocol", None)
+    if protocol is not None and getattr(protocol, "max_size", 0) > TLS_READ_BUFFER:
+        protocol.max_size = TLS_READ_BUFFER
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _BUSY = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\nRetry-After: 1\r\n\r\n"
 
@@ -159,6 +193,8 @@ class GuardedSite(web.BaseSite):
                  ssl_context: ssl.SSLContext | None = None) -> None:
         super().__init__(runner, ssl_context=ssl_context, backlog=limits.backlog)
         self.host, self.port, self.limits = host, port, limits
+        if ssl_context is not None:
+            shrink_tls_read_buffer()
 
     @property
     def name(self) -> str:
@@ -168,21 +204,22 @@ class GuardedSite(web.BaseSite):
         await super().start()
         server = self._runner.server
         assert server is not None
+        cap = connection_cap(self.limits, open_files_limit())
         self._server = await asyncio.get_running_loop().create_server(
-            _Gate(server, self.limits), self.host, self.port, ssl=self._ssl_context, backlog=self.limits.backlog,
+            _Gate(server, self.limits, cap), self.host, self.port, ssl=self._ssl_context, backlog=self.limits.backlog,
             ssl_handshake_timeout=self.limits.header_timeout if self._ssl_context else None)
 
 
 class _Gate:
-    """The protocol factory of one listener: a ``_Guarded`` connection while fewer than ``max_connections`` are
-    open, else one that answers 503 and closes."""
+    """The protocol factory of one listener: a ``_Guarded`` connection while fewer than ``cap`` are open, else
+    one that answers 503 and closes."""
 
-    def __init__(self, protocols: Callable[[], asyncio.BaseProtocol], limits: ListenerLimits) -> None:
-        self.protocols, self.limits = protocols, limits
+    def __init__(self, protocols: Callable[[], asyncio.BaseProtocol], limits: ListenerLimits, cap: int) -> None:
+        self.protocols, self.limits, self.cap = protocols, limits, cap
         self.open: set[_Guarded] = set()
 
     def __call__(self) -> asyncio.BaseProtocol:
-        if len(self.open) >= self.limits.max_connections:
+        if len(self.open) >= self.cap:
             return _Busy()
         connection = _Guarded(self.protocols(), self)
         self.open.add(connection)

@@ -10,6 +10,7 @@ a bad body or query answers 400 naming the problem, and only a fault of the agen
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 from collections.abc import Awaitable, Callable
@@ -143,16 +144,17 @@ class AgentApi:
         await self.runtime.get(uid)
         response = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
         await response.prepare(request)
-        async with aclosing(self.runtime.follow_logs(uid, tail)) as chunks:  # stops `docker logs -f`
-            async for chunk in chunks:
-                await response.write(chunk.encode())
-        await response.write_eof()
+        with contextlib.suppress(ConnectionResetError):  # the reader went away
+            async with aclosing(self.runtime.follow_logs(uid, tail)) as chunks:  # stops `docker logs -f`
+                async for chunk in chunks:
+                    await response.write(chunk.encode())
+            await response.write_eof()
         return response
 
     async def events(self, request: web.Request) -> web.StreamResponse:
         """ndjson: the current state of every workload, then every change as it happens."""
         response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
-        with self.hub.subscription() as queue:
+        with self.hub.subscription() as queue, contextlib.suppress(ConnectionResetError):  # the reader went away
             await response.prepare(request)
             try:
                 snapshot = await self.runtime.list()
@@ -170,7 +172,7 @@ class AgentApi:
                 if event is None:
                     break
                 await response.write(_line(event))
-        await response.write_eof()
+            await response.write_eof()
         return response
 
 

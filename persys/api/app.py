@@ -128,9 +128,10 @@ GROUP_ROUTES = object_routes(GROUP_PREFIX)
 
 
 async def _stop_watches(app: web.Application) -> None:
-    """``on_shutdown``: end open watch streams so that shutdown does not wait for them."""
+    """``on_shutdown``: end open watch streams so that shutdown does not wait for them, and the caches."""
     for task in list(app[API_CONTEXT].watches):
         task.cancel()
+    await app[API_CONTEXT].watch_caches.close()
 
 
 def build_app(ctx: ApiContext, extra_routes: Sequence[RouteAdder] = (),

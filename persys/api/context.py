@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from persys.api.watchcache import HISTORY, WatchCaches
 from persys.resources import Kind, Registry, Resource
 from persys.resources.kinds import default_registry
 from persys.store import Etcd, ObjectStore
@@ -40,8 +41,10 @@ class ApiContext:
     etcd: Etcd
     registry: Registry = field(default_factory=default_registry)
     bookmark_interval: float = 5.0  # seconds of watch silence before a BOOKMARK line
+    watch_history: int = HISTORY  # events per kind the watch cache keeps for watches that resume
     hmac_secret: bytes | None = None  # the agents' shared secret, for routes that call agents (logs)
     store: ObjectStore = field(init=False)
+    watch_caches: WatchCaches = field(init=False)  # one etcd watch per kind, shared by the client watches
     watches: set[asyncio.Task[Any]] = field(default_factory=set)  # cancelled at shutdown
     admission: list[Admit] = field(default_factory=list)
     written: list[Written] = field(default_factory=list)
@@ -50,6 +53,7 @@ class ApiContext:
 
     def __post_init__(self) -> None:
         self.store = ObjectStore(self.etcd, self.registry)
+        self.watch_caches = WatchCaches(self.store, history=self.watch_history)
 
     async def admit(self, kind: Kind, obj: Resource, current: Resource | None) -> None:
         for check in self.admission:

@@ -10,7 +10,7 @@ from typing import Any
 class ControllersConfig:
     """Every timing and size the scheduler, reconciler and monitor use; seconds unless named."""
 
-    lease_ttl: int = 15                  # leader lease; a standby takes over within this
+    lease_ttl: int = 3                   # leader lease; a standby takes over within this (bench/failover.py)
     grace_seconds: float = 30.0          # after an action, wait this long for the agent to report
     full_pass_seconds: float = 120.0     # reconciler: re-check every workload this often
     backoff_initial: float = 10.0        # restart back-off: first delay …

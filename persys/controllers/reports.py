@@ -6,6 +6,12 @@ enqueue keys; the status controller's ``reconcile`` turns the latest report into
 A burst of reports about one workload (created, running) is one queue entry, so one write.
 A node's reports count only once its first poll has answered: before that, "not reported"
 could mean "not asked yet", and no container is declared missing on that.
+
+A poll's answer may be older than reports the stream delivered while it was on its way (a
+container launched meanwhile is missing from it). The reports that arrive during a poll are
+applied again on top of its answer: the stream is ordered and complete, so the last of them is
+the newest word on its workload, and anything the poll saw that they did not say comes down the
+stream later.
 """
 
 from __future__ import annotations
@@ -66,6 +72,7 @@ class Follower:
                  notify: Callable[[str, Report], None], *, poll_seconds: float, backoff_max: float) -> None:
         self.node, self.client, self.cache, self.notify = node, client, cache, notify
         self.poll_seconds, self.backoff_max = poll_seconds, backoff_max
+        self._during_poll: list[Report] | None = None  # stream reports since the poll on its way was sent
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as group:
@@ -79,6 +86,8 @@ class Follower:
                 async for report in self.client().events():
                     backoff.reset()
                     self.cache.put(self.node, report)
+                    if self._during_poll is not None:
+                        self._during_poll.append(report)
                     self.notify(self.node, report)
             except (AgentError, StoreUnavailable) as e:
                 log.info("agent event stream broke; reconnecting", node=self.node, error=str(e))
@@ -90,9 +99,13 @@ class Follower:
 
     async def _poll(self) -> None:
         while True:
+            self._during_poll = []
             try:
                 reports = await self.client().list()
-                for uid in self.cache.replace(self.node, reports):
+                uids = self.cache.replace(self.node, reports)
+                for report in self._during_poll:  # newer than the poll's answer, or as new
+                    self.cache.put(self.node, report)
+                for uid in uids:
                     self.notify(self.node, self.cache.get(self.node, uid) or {"uid": uid})
             except (AgentError, StoreUnavailable) as e:
                 log.info("agent poll failed", node=self.node, error=str(e))
@@ -100,4 +113,6 @@ class Follower:
                 raise
             except Exception:
                 log.exception("agent poll failed", node=self.node)
+            finally:
+                self._during_poll = None
             await asyncio.sleep(self.poll_seconds)

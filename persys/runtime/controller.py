@@ -134,9 +134,10 @@ class Controller:
         """Called when leadership starts, before handlers are connected: reset per-term state here."""
 
     def _connect(self) -> None:
-        self.cache.add_handler(self.enqueue_handler, owner=self)
-        for watch in self.watches():
-            self.manager.informer(watch.kind).add_handler(self._mapper(watch.keys), owner=self)
+        with self.queue.backlog():  # the replay of every cached object: behind live changes
+            self.cache.add_handler(self.enqueue_handler, owner=self)
+            for watch in self.watches():
+                self.manager.informer(watch.kind).add_handler(self._mapper(watch.keys), owner=self)
 
     def _mapper(self, keys: KeyMap) -> Callable[[str, Resource, Resource | None], None]:
         def enqueue(event_type: str, obj: Resource, old: Resource | None) -> None:
@@ -149,8 +150,9 @@ class Controller:
         self.queue.add(obj.key)
 
     def enqueue_all(self) -> None:
-        for key in self.cache.keys():
-            self.queue.add(key)
+        with self.queue.backlog():
+            for key in self.cache.keys():
+                self.queue.add(key)
 
     async def reconcile(self, key: ObjectKey) -> Result:
         raise NotImplementedError

@@ -3,8 +3,10 @@
 A candidate writes ``/persys/leader/<component>`` with a create-if-absent transaction bound
 to a lease of ``ttl`` seconds, then keeps the lease alive. It loses leadership when a
 keep-alive fails for longer than the TTL, the lease has expired, or the key no longer is the
-one it created. The ``Fence`` (the key's create revision) goes into every store write, so a
-deposed leader that has not noticed yet still cannot change anything: etcd refuses the write.
+one it created. A candidate that finds the key taken watches it, and campaigns again the moment
+it is deleted (a resignation, or the lease of a killed leader expiring), not at its next retry.
+The ``Fence`` (the key's create revision) goes into every store write, so a deposed leader that
+has not noticed yet still cannot change anything: etcd refuses the write.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import socket
 
 from prometheus_client import Gauge
 
-from persys.errors import NotLeader, StoreUnavailable
+from persys.errors import NotLeader, PersysError, StoreUnavailable
 from persys.observability.logging import get_logger
 from persys.store.etcd import Compare, Etcd
 from persys.store.keys import leader_key
@@ -34,7 +36,7 @@ def default_identity() -> str:
 class LeaderElector:
     """Campaigns for, holds and gives up the leadership of one component."""
 
-    def __init__(self, etcd: Etcd, component: str, *, identity: str | None = None, ttl: int = 15,
+    def __init__(self, etcd: Etcd, component: str, *, identity: str | None = None, ttl: int = 4,
                  retry_interval: float | None = None) -> None:
         self.etcd = etcd
         self.component = component
@@ -44,6 +46,7 @@ class LeaderElector:
         self.retry_interval = retry_interval if retry_interval is not None else max(self.ttl / 4, 0.2)
         self.lease_id: int | None = None
         self._fence: Fence | None = None
+        self._seen = 0  # the revision at which this candidate last saw the key taken
 
     @property
     def is_leader(self) -> bool:
@@ -68,10 +71,23 @@ class LeaderElector:
                 IS_LEADER.labels(self.component).set(1)
                 log.info("became leader", component=self.component, identity=self.identity)
                 return fence
-            await asyncio.sleep(self.retry_interval)
+            await self._vacancy()
+
+    async def _vacancy(self) -> None:
+        """Return when the leader key is deleted, or after ``retry_interval`` (whichever comes first)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.retry_interval):
+                try:
+                    async for event in self.etcd.watch(self.key, self._seen + 1):
+                        if event.key == self.key and event.type == "DELETE":
+                            return
+                except PersysError:  # etcd unreachable, or the revision compacted: wait out the interval
+                    await asyncio.sleep(self.retry_interval)
 
     async def _try_acquire(self) -> Fence | None:
-        if await self.etcd.get(self.key) is not None:
+        current = await self.etcd.get(self.key)
+        if current is not None:
+            self._seen = current.mod_revision
             return None
         lease = await self.etcd.grant_lease(self.ttl)
         ok, _ = await self.etcd.txn_put(self.key, self.identity.encode(), [Compare(self.key, "create", 0)],

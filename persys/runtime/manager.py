@@ -98,7 +98,7 @@ class Manager:
     """Owns the store, the informers, the elector and the controllers of one process."""
 
     def __init__(self, etcd: Etcd, *, registry: Registry = REGISTRY, component: str = "controllers",
-                 identity: str | None = None, lease_ttl: int = 15, clock: Clock | None = None,
+                 identity: str | None = None, lease_ttl: int = 4, clock: Clock | None = None,
                  listen: tuple[str, int] | None = ("127.0.0.1", 7072), stall_seconds: float = 300.0,
                  owns_etcd: bool = False) -> None:
         self.etcd = etcd

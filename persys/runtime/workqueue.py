@@ -4,15 +4,21 @@ A key is queued at most once however often it is added (dedup), is never handed 
 workers at once (a key re-added while processing is queued again when the worker calls
 ``done``), can be added after a delay, and failed keys come back with a per-key exponential
 back-off bounded by an overall token-bucket rate limit.
+
+Keys added inside ``with queue.backlog():`` (a new leader's first pass over every object, a
+periodic resync) wait in a second lane, taken only when the first is empty: a change that
+happens during a takeover is not queued behind a thousand objects that need nothing. Adding a
+backlog key normally moves it to the first lane.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
 from typing import Generic, TypeVar
 
 from prometheus_client import Counter, Gauge
@@ -57,6 +63,9 @@ class WorkQueue(Generic[K]):
         self.base_delay, self.max_delay = base_delay, max_delay
         self._bucket = TokenBucket(self.clock, rate, burst)
         self._queue: deque[K] = deque()
+        self._backlog: deque[K] = deque()  # may hold keys since moved to _queue or taken: skipped then
+        self._low: set[K] = set()  # the keys waiting in the backlog only
+        self._adding_low = False
         self._dirty: set[K] = set()
         self._processing: set[K] = set()
         self._failures: dict[K, int] = {}
@@ -69,22 +78,42 @@ class WorkQueue(Generic[K]):
         self._retries = QUEUE_RETRIES.labels(name)
 
     def __len__(self) -> int:
-        return len(self._queue)
+        return len(self._queue) + len(self._low)
 
     @property
     def shutting_down(self) -> bool:
         return self._shutting_down
 
+    @contextlib.contextmanager
+    def backlog(self) -> Iterator[None]:
+        """Keys added inside go to the backlog lane (see the module's doc)."""
+        self._adding_low = True
+        try:
+            yield
+        finally:
+            self._adding_low = False
+
     def add(self, key: K) -> None:
         """Queue ``key`` unless it is already waiting; a key being processed is re-queued on ``done``."""
-        if self._shutting_down or key in self._dirty:
+        if self._shutting_down:
+            return
+        if key in self._dirty:
+            if key in self._low and not self._adding_low:  # wanted now: out of the backlog
+                self._low.discard(key)
+                if key not in self._processing:
+                    self._push(key)
             return
         self._adds.inc()
         self._dirty.add(key)
+        if self._adding_low:
+            self._low.add(key)
         if key not in self._processing:
-            self._queue.append(key)
-            self._depth.set(len(self._queue))
-            self._wakeup.set()
+            self._push(key)
+
+    def _push(self, key: K) -> None:
+        (self._backlog if key in self._low else self._queue).append(key)
+        self._depth.set(len(self))
+        self._wakeup.set()
 
     def add_after(self, key: K, delay: float) -> None:
         """Queue ``key`` after ``delay`` seconds (at once when ``delay`` <= 0)."""
@@ -122,9 +151,9 @@ class WorkQueue(Generic[K]):
         """The next key to process; the caller must call ``done(key)``. Raises ShutDown at the end."""
         while True:
             self._promote_due()
-            if self._queue:
-                key = self._queue.popleft()
-                self._depth.set(len(self._queue))
+            key = self._next()
+            if key is not None:
+                self._depth.set(len(self))
                 self._processing.add(key)
                 self._dirty.discard(key)
                 return key
@@ -133,6 +162,16 @@ class WorkQueue(Generic[K]):
             self._wakeup.clear()
             timeout = self._delayed[0][0] - self.clock.now() if self._delayed else None
             await self._wait(timeout)
+
+    def _next(self) -> K | None:
+        if self._queue:
+            return self._queue.popleft()
+        while self._backlog:
+            key = self._backlog.popleft()
+            if key in self._low:
+                self._low.discard(key)
+                return key
+        return None
 
     async def _wait(self, timeout: float | None) -> None:
         waiter = asyncio.ensure_future(self._wakeup.wait())
@@ -153,9 +192,7 @@ class WorkQueue(Generic[K]):
         """Mark ``key`` processed; if it was added meanwhile it is queued again now."""
         self._processing.discard(key)
         if key in self._dirty:
-            self._queue.append(key)
-            self._depth.set(len(self._queue))
-            self._wakeup.set()
+            self._push(key)
 
     def shutdown(self) -> None:
         """Stop accepting keys; workers get ShutDown once the queue is empty."""

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import resource
 from collections.abc import AsyncIterator
 
 import pytest
 
 from persys.api import ApiContext, ApiServer
 from persys.api.server import tls_from_home
-from persys.httpedge import ListenerLimits
+from persys.httpedge import RESERVED_FILES, ListenerLimits, connection_cap, open_files_limit
 from persys.security.paths import HomePaths
 from persys.store import Etcd
 from tests.support.eventually import eventually
@@ -104,3 +105,26 @@ async def test_connections_above_the_limit_are_refused_at_once(etcd: Etcd, pki_h
         assert (await served(*held[0])).startswith(b"HTTP/1.1 200")  # the ones held are served
         held.pop()[1].close()
         await eventually(lambda: healthy(server.plain_port), SLACK, "a connection served once one is closed")
+
+
+@pytest.mark.parametrize(("max_connections", "open_files", "cap"), [
+    (2048, 1 << 20, 2048),  # a high limit: the configured number
+    (2048, 1024, (1024 - RESERVED_FILES) // 2),  # Debian's usual soft limit, if it cannot be raised: 384
+    (2048, RESERVED_FILES + 4, 2),  # two listeners still fit
+    (2048, 10, 1),  # never none
+    (3, 20000, 3),
+])
+def test_a_listener_takes_no_more_connections_than_the_open_files_limit_leaves(
+        max_connections: int, open_files: int, cap: int) -> None:
+    assert connection_cap(ListenerLimits(max_connections=max_connections), open_files) == cap
+
+
+def test_the_soft_open_files_limit_is_raised_to_the_hard_one() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    lower = min(soft, 4096) // 2
+    resource.setrlimit(resource.RLIMIT_NOFILE, (lower, hard))
+    try:
+        assert open_files_limit() == (hard if hard != resource.RLIM_INFINITY else 1 << 20)
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == hard
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
 
 from persys.client import ApiClient
 from persys.errors import Unavailable
 from persys.operator.informer import ApiEvent, ApiSource, api_informer
 from persys.runtime.informer import WATCH_RELISTS, WATCH_STALLS, Informer
+from persys.security.paths import HomePaths
 from persys.store import Etcd
+from persys.store.server import EtcdServer
 from tests.operator.harness import operator_client
-from tests.support.cluster import RunningApi
+from tests.support.cluster import ApiThread, RunningApi
 from tests.support.eventually import eventually
 from tests.support.workloads import manifest
 
@@ -78,7 +83,18 @@ async def test_lists_and_watches_through_the_api_and_bookmarks_keep_it_alive(api
             await stop(task)
 
 
-async def test_relists_after_410_and_loses_no_delete(api: RunningApi, etcd: Etcd) -> None:
+@pytest.fixture
+def short_cache_api(etcd: Etcd, etcd_server: EtcdServer, pki_home: HomePaths, tmp_path: Path) -> Iterator[RunningApi]:
+    """An API server whose watch cache keeps one event per kind: a watch that fell behind needs etcd's history."""
+    thread = ApiThread(etcd_server.url, pki_home.home, watch_history=1).start()
+    try:
+        yield RunningApi(thread, pki_home, tmp_path / "home")
+    finally:
+        thread.stop()
+
+
+async def test_relists_after_410_and_loses_no_delete(short_cache_api: RunningApi, etcd: Etcd) -> None:
+    api = short_cache_api
     async with api.client() as admin, operator_client(api) as reader:
         await admin.apply_raw(manifest("a"))
         await admin.apply_raw(manifest("b"))
@@ -96,7 +112,7 @@ async def test_relists_after_410_and_loses_no_delete(api: RunningApi, etcd: Etcd
             gated.breaking = False
             await admin.delete("Workload", "a")
             await admin.apply_raw(manifest("c"))
-            await etcd.compact(await etcd.revision())  # the informer's revision is gone: the API answers 410
+            await etcd.compact(await etcd.revision())  # the informer's revision is gone from cache and etcd: 410
             gated.open.set()
             await eventually(lambda: sorted(o.metadata.name for o in informer.objects()) == ["b", "breaker", "c"])
             assert ("DELETED", "a") in events  # synthetic: the relist found it missing

@@ -13,6 +13,7 @@ import pytest
 from persys.errors import NotLeader
 from persys.resources.model import ObjectKey, Resource
 from persys.runtime import Controller, Manager, Result
+from persys.runtime.leader import LeaderElector
 from persys.store import Etcd, ObjectStore
 from persys.store.server import EtcdServer, free_port
 from tests.support.eventually import eventually
@@ -149,3 +150,20 @@ async def test_a_crashing_controller_steps_down_and_comes_back(etcd_server: Etcd
     finally:
         manager.stop()
         await asyncio.wait_for(task, 10)
+
+
+async def test_a_standby_campaigns_when_the_key_is_deleted_not_at_its_next_retry(etcd: Etcd) -> None:
+    leader = LeaderElector(etcd, "vacancy", identity="a", ttl=4)
+    standby = LeaderElector(etcd, "vacancy", identity="b", ttl=4, retry_interval=120.0)
+    await leader.acquire()
+    campaign = asyncio.create_task(standby.acquire())
+    try:
+        await asyncio.sleep(0.5)  # the standby found the key taken and waits
+        assert not campaign.done()
+        await leader.resign()
+        await asyncio.wait_for(campaign, 10)  # far sooner than its 120 s retry: the deletion woke it
+        assert standby.is_leader
+    finally:
+        campaign.cancel()
+        await asyncio.gather(campaign, return_exceptions=True)
+        await standby.resign()

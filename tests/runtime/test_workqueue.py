@@ -105,3 +105,46 @@ async def test_shutdown_wakes_waiting_workers() -> None:
         await asyncio.wait_for(getter, 1)
     queue.add("ignored")
     assert len(queue) == 0
+
+
+def take_all(queue: WorkQueue[str]) -> list[str]:
+    """Keys in the order workers would get them (each marked done at once)."""
+    taken = []
+    while len(queue):
+        key = queue._next()
+        assert key is not None
+        queue._dirty.discard(key)
+        taken.append(key)
+    return taken
+
+
+@pytest.mark.parametrize(("adds", "order"), [
+    # (key, lane) in the order added -> the order workers get them
+    ([("a", "backlog"), ("b", "backlog"), ("c", "now")], ["c", "a", "b"]),  # a live change goes first
+    ([("a", "backlog"), ("a", "now"), ("b", "backlog")], ["a", "b"]),  # wanted now: moved out, once
+    ([("a", "now"), ("a", "backlog")], ["a"]),  # already waiting in the first lane: stays there
+    ([("a", "backlog"), ("a", "backlog"), ("b", "now")], ["b", "a"]),  # dedup inside the backlog
+    ([("a", "now"), ("b", "now")], ["a", "b"]),
+])
+def test_the_backlog_waits_behind_live_changes(adds: list[tuple[str, str]], order: list[str]) -> None:
+    queue: WorkQueue[str] = WorkQueue("t-backlog")
+    for key, lane in adds:
+        if lane == "backlog":
+            with queue.backlog():
+                queue.add(key)
+        else:
+            queue.add(key)
+    assert len(queue) == len(order)
+    assert take_all(queue) == order
+
+
+async def test_a_backlog_key_readded_while_processing_comes_back_in_its_lane() -> None:
+    queue: WorkQueue[str] = WorkQueue("t-backlog-processing")
+    with queue.backlog():
+        queue.add("a")
+    assert await queue.get() == "a"
+    with queue.backlog():
+        queue.add("a")  # a resync while a worker holds it
+    queue.add("b")
+    queue.done("a")
+    assert [await queue.get(), await queue.get()] == ["b", "a"]

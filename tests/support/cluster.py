@@ -19,6 +19,7 @@ from persys.api import ApiContext, ApiServer
 from persys.api.app import RouteAdder
 from persys.api.audit.auditor import Auditor, AuditSettings
 from persys.api.server import tls_from_home
+from persys.api.watchcache import HISTORY
 from persys.cli.main import main
 from persys.client import ApiClient
 from persys.security.paths import HomePaths
@@ -30,8 +31,10 @@ class ApiThread:
     """One API server (plain + mTLS on free ports) over ``etcd_url``, in a thread of its own."""
 
     def __init__(self, etcd_url: str, home: Path, *, bookmark_interval: float = 1.0, etcd_timeout: float = 2.0,
-                 extra_routes: Sequence[RouteAdder] = (), audit: AuditSettings | None = None) -> None:
+                 extra_routes: Sequence[RouteAdder] = (), audit: AuditSettings | None = None,
+                 watch_history: int = HISTORY) -> None:
         self.etcd_url, self.home = etcd_url, home
+        self.watch_history = watch_history
         self.audit = audit
         self.bookmark_interval, self.etcd_timeout = bookmark_interval, etcd_timeout
         self.extra_routes = extra_routes
@@ -71,7 +74,7 @@ class ApiThread:
     async def _main(self) -> None:
         self._stop = asyncio.Event()
         etcd = Etcd(self.etcd_url, timeout=self.etcd_timeout)
-        ctx = ApiContext(etcd, bookmark_interval=self.bookmark_interval,
+        ctx = ApiContext(etcd, bookmark_interval=self.bookmark_interval, watch_history=self.watch_history,
                          audit=Auditor(self.audit) if self.audit is not None else None)
         self.server = ApiServer(ctx, tls_from_home(self.home), listen=("127.0.0.1", 0),
                                 secure_listen=("127.0.0.1", 0), extra_routes=self.extra_routes)
