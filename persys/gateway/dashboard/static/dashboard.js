@@ -93,7 +93,9 @@
     document.getElementById("confirm-ok").textContent = `${action[0].toUpperCase()}${action.slice(1)}`;
     dialog.returnValue = "";
     dialog.onclose = async () => {
-      button.focus();
+      // back to the button, or (a live update re-rendered the buttons meanwhile) to the first of them
+      const again = document.body.contains(button) ? button : document.querySelector("#actions button");
+      if (again) again.focus();
       if (dialog.returnValue !== "ok") return;
       const response = await fetch(`/ui/actions/${target}/${action}`, {
         method: "POST", headers: { "X-Persys-UI": "1" }, credentials: "same-origin",
