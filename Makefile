@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 PERSYS := $(VENV)/bin/persys
-APT_PACKAGES := etcd-server etcd-client docker.io docker-compose busybox-static git curl
+APT_PACKAGES := etcd-server etcd-client docker.io docker-compose busybox-static git curl chromium
 PYTEST_ARGS ?=
 
 .PHONY: setup apt venv dockerd image test run bench lint clean

@@ -34,6 +34,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str], int]] = {
     "failover": ("failover.py", [], ["--quick"], 600),
     "join": ("join.py", [], ["--quick"], 600),
     "probes": ("probes.py", [], ["--quick"], 300),
+    "dashboard": ("dashboard.py", [], ["--quick"], 900),
 }
 
 

@@ -275,6 +275,7 @@ class Cluster:
             *([f"  gateway      {self.gateway.url}  (GitHub login "
                f"{'with ' + c.github.url if c.github.enabled else 'off: --github-client-id'}; persys login)"]
               if self.gateway is not None else []),
+            *([f"  dashboard    {self.gateway.url}/ui/"] if self.gateway is not None else []),
             f"  CLI config   {self.paths.config}",
             "Try: persys apply -f manifests/ --wait; persys get workloads. Ctrl-C stops everything.",
         ])

@@ -1,7 +1,8 @@
 """``persys gateway``: one HTTPS listener for people and tools, in front of the API servers.
 
-Its own routes are ``/healthz``, ``/metrics``, the login routes (``persys.gateway.login``) and the
-GitHub webhook (``persys.gateway.webhooks``); every other path is proxied (``persys.gateway.upstream``)
+Its own routes are ``/healthz``, ``/metrics``, the login routes (``persys.gateway.login``), the
+GitHub webhook (``persys.gateway.webhooks``) and the web dashboard under ``/ui/``
+(``persys.gateway.dashboard``); every other path is proxied (``persys.gateway.upstream``)
 for the caller its access token names. The listener's certificate is the user's (``--cert/--key``)
 or one the cluster CA signs for the gateway's names; its client certificate towards the API has
 the role ``gateway``. Sessions are cached from the API by an informer, a supervised service.
@@ -20,6 +21,7 @@ from prometheus_client import Counter, Histogram
 
 from persys.client.api import ApiClient
 from persys.gateway.config import GatewayConfig
+from persys.gateway.dashboard import Dashboard, UserClients
 from persys.gateway.github import GitHub
 from persys.gateway.login import Login
 from persys.gateway.sessions import Sessions
@@ -86,6 +88,7 @@ class Gateway(Component):
         self.sessions = Sessions(self.api, self.tokens, self.github, refresh_ttl=config.refresh_ttl)
         self.login = Login(self.github, self.sessions, flow_key=signing_key, public_url=config.url)
         self.webhooks = GitHubWebhooks(self.api)
+        self.dashboard = Dashboard(self.login, UserClients(config.servers, ca=paths.ca_cert, cert=cert, key=key))
         self.app = self._build_app()
         self._runner: web.AppRunner | None = None
         self.port = config.listen[1]
@@ -101,6 +104,7 @@ class Gateway(Component):
         app.router.add_get("/metrics", self._metrics)
         self.login.add_routes(app)
         self.webhooks.add_routes(app)
+        self.dashboard.add_routes(app)
         app.router.add_route("*", "/{path:.*}", self._proxy)
         return app
 
@@ -129,6 +133,7 @@ class Gateway(Component):
         await self.upstreams.close()
         await self.api.close()
         await self.github.close()
+        await self.dashboard.close()
 
     # -- routes --
 

@@ -36,6 +36,7 @@ class Cluster:
     node: str
     ports: dict[str, int]
     process: subprocess.Popen[bytes] | None = None
+    extra: tuple[str, ...] = ()  # more flags for persys up (the dashboard test's stand-in GitHub)
 
     def env(self) -> dict[str, str]:
         return {**os.environ, "PERSYS_HOME": str(self.home)}
@@ -44,6 +45,7 @@ class Cluster:
         args = [PERSYS, "up", "--home", str(self.home), "--node-name", self.node]
         for flag, port in self.ports.items():
             args += [f"--{flag}", str(port)]
+        args += list(self.extra)
         log = open(self.home / "up.log", "ab")  # noqa: SIM115 - handed to the child
         self.process = subprocess.Popen(args, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=self.env())
         log.close()
