@@ -92,6 +92,11 @@ async def lead(elector: Elector, controllers: Sequence[Controller], leading: asy
         finally:
             leading.clear()
             await elector.resign()
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            # Python 3.11's TaskGroup drops our cancellation when a child failed at the same moment
+            # (the keepalive, seeing the Lease resigned by a stopping process): stop anyway
+            raise asyncio.CancelledError()
 
 
 class Manager:

@@ -1,0 +1,185 @@
+"""The Deployment controller, an operator on the public SDK (``persys.operator``) like any user's.
+
+One reconcile handler per Deployment: it lists the Workloads the Deployment controls
+(``ctx.owned``), asks ``rollout.plan`` what to create and delete, does it, records the revision
+history and answers the status (the SDK writes it when it changed). Workloads are named
+``<deployment>-<template hash>-<suffix>``, carry the hash as the label
+``persys.dev/template-hash`` and an owner reference to the Deployment (``ctx.ensure``), so the
+garbage collector deletes them with it.
+
+A rollout that makes no progress for ``progressDeadlineSeconds`` is marked
+``Progressing=False, ProgressDeadlineExceeded``; with ``autoRollback: true`` the controller then
+writes the template of the last revision that became available back into ``spec.template`` and
+records a Warning Event ``RolledBack`` saying why, and ``status.lastRollback``.
+
+``persys up`` and ``persys controllers`` run it (``runner``), under the controllers' certificate,
+leader-elected on the Lease ``deployment-controller``.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+from typing import Any
+
+from persys.deployments import history, progress
+from persys.deployments.rollout import Counts, Replica, deletion_order, next_ready_in, plan, replica_of
+from persys.errors import Conflict, NotFound
+from persys.operator import Context, Operator
+from persys.resources.deployments import (
+    CHANGE_CAUSE,
+    SUFFIX_LENGTH,
+    TEMPLATE_HASH_LABEL,
+    surge_and_unavailable,
+    template_hash,
+)
+from persys.resources.model import ObjectKey, Resource
+from persys.runtime.clock import Clock, SystemClock, to_iso
+
+NAME = "deployment-controller"
+ROLLED_BACK = "RolledBack"
+_ALPHABET = string.ascii_lowercase + string.digits
+_DELETING_TTL = 60.0  # a deletion the cache has not shown yet is trusted this long
+
+
+def suffix() -> str:
+    return "".join(secrets.choice(_ALPHABET) for _ in range(SUFFIX_LENGTH))
+
+
+def workload_for(deployment: Resource, template: dict[str, Any], hash_: str) -> dict[str, Any]:
+    """The manifest of one new replica of ``template``."""
+    meta = template.get("metadata") or {}
+    spec = {**template["spec"], "nodeName": ""}
+    return {"apiVersion": "persys.dev/v1", "kind": "Workload",
+            "metadata": {"name": f"{deployment.metadata.name}-{hash_}-{suffix()}",
+                         "labels": {**(meta.get("labels") or {}), TEMPLATE_HASH_LABEL: hash_},
+                         "annotations": dict(meta.get("annotations") or {})},
+            "spec": spec}
+
+
+class DeploymentController:
+    """The handler and the little it remembers between calls: deletions its cache has not shown yet."""
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.clock = clock or SystemClock()
+        self._deleting: dict[ObjectKey, float] = {}
+
+    def operator(self) -> Operator:
+        op = Operator(NAME)
+        op.reconcile("persys.dev/v1", "Deployment", owns=["Workload"])(self.reconcile)
+        return op
+
+    async def reconcile(self, deployment: Resource, ctx: Context) -> dict[str, Any] | None:
+        spec, status = deployment.spec, deployment.status
+        now = self.clock.now()
+        stamp = to_iso(now)
+        owned = await ctx.owned("Workload")
+        workloads = self._live(owned, now)
+        revisions = history.record(status.get("revisions") or [], template_hash(spec["template"]),
+                                   spec["template"], stamp, deployment.metadata.annotations.get(CHANGE_CAUSE, ""))
+        target = self._target(deployment, revisions, workloads)
+        current = [replica_of(w, now, spec["minReadySeconds"]) for w in workloads]
+        replicas = int(spec["replicas"])
+        surge, unavailable = surge_and_unavailable(spec)
+        if target is not None:
+            await self._act(deployment, ctx, plan(replicas, surge, unavailable, target["templateHash"], current),
+                            target, workloads)
+        hash_ = target["templateHash"] if target is not None else template_hash(spec["template"])
+        counts = Counts.of(hash_, current)
+        seen = progress.Seen((hash_, counts.replicas, counts.updated, counts.ready, counts.available),
+                             counts.complete(replicas), bool(spec["paused"]), counts.available,
+                             replicas - unavailable)
+        old_signature = (status.get("templateHash"), status.get("replicas"), status.get("updatedReplicas"),
+                         status.get("readyReplicas"), status.get("availableReplicas"))
+        old_conditions = {c.get("type"): c for c in status.get("conditions") or []}
+        deadline = float(spec["progressDeadlineSeconds"])
+        moving = progress.progressing(old_conditions.get(progress.PROGRESSING), old_signature, seen, now, stamp,
+                                      deadline)
+        if seen.complete and not seen.paused:
+            revisions = history.mark_available(revisions, hash_)
+        revisions = history.trim(revisions, int(spec["revisionHistoryLimit"]), {r.hash for r in current})
+        new_status = {
+            "replicas": counts.replicas, "updatedReplicas": counts.updated, "readyReplicas": counts.ready,
+            "availableReplicas": counts.available, "unavailableReplicas": max(0, replicas - counts.available),
+            "observedGeneration": deployment.metadata.generation, "templateHash": hash_,
+            "currentRevision": history.current_number(revisions), "revisions": revisions,
+            "conditions": progress.merge(status.get("conditions") or [], moving,
+                                         progress.available(old_conditions.get(progress.AVAILABLE), seen, stamp)),
+        }
+        if moving["reason"] == progress.DEADLINE and spec["autoRollback"]:
+            if await self._roll_back(deployment, ctx, new_status, revisions, hash_):
+                return None
+        self._requeue(ctx, current, moving, now, spec)
+        return new_status
+
+    def _live(self, owned: list[Resource], now: float) -> list[Resource]:
+        """The Workloads not being deleted (nor deleted by this controller a moment ago)."""
+        keys = {w.key for w in owned}
+        for key, since in list(self._deleting.items()):
+            if key not in keys or now - since > _DELETING_TTL:
+                del self._deleting[key]
+        return [w for w in owned if not w.metadata.deletionTimestamp and w.key not in self._deleting]
+
+    def _target(self, deployment: Resource, revisions: history.Revisions,
+                workloads: list[Resource]) -> dict[str, Any] | None:
+        """The revision to roll towards: the current one; paused, the newest that has Workloads (or none)."""
+        newest = max(revisions, key=lambda r: int(r["revision"]))
+        if not deployment.spec["paused"]:
+            return newest
+        present = {w.metadata.labels.get(TEMPLATE_HASH_LABEL) for w in workloads}
+        running = [r for r in revisions if r["templateHash"] in present]
+        return max(running, key=lambda r: int(r["revision"])) if running else None
+
+    async def _act(self, deployment: Resource, ctx: Context, todo: Any, target: dict[str, Any],
+                   workloads: list[Resource]) -> None:
+        for _ in range(todo.create):
+            await ctx.ensure(workload_for(deployment, target["template"], target["templateHash"]))
+        by_name = {w.metadata.name: w for w in workloads}
+        for name in todo.delete:
+            workload = by_name[name]
+            self._deleting[workload.key] = self.clock.now()
+            try:
+                await ctx.client.delete("Workload", name, namespace=workload.metadata.namespace)
+            except NotFound:
+                pass
+        if todo.create or todo.delete:
+            ctx.log.info("rolling", target=target["revision"], created=todo.create, deleted=list(todo.delete))
+
+    async def _roll_back(self, deployment: Resource, ctx: Context, new_status: dict[str, Any],
+                         revisions: history.Revisions, hash_: str) -> bool:
+        """Put the last available revision's template back; False when there is none to go back to."""
+        good = history.last_available(revisions, hash_)
+        if good is None:
+            return False
+        failed = history.current_number(revisions)
+        reason = (f"revision {failed} made no progress for {deployment.spec['progressDeadlineSeconds']}s "
+                  f"(progressDeadlineSeconds); rolled back to revision {good['revision']}")
+        wanted = deployment.copy()
+        wanted.spec["template"] = good["template"]
+        try:
+            written, _ = await ctx.client.apply(wanted)  # compare-and-swap on the version we decided on
+        except Conflict:
+            return True  # changed meanwhile: the change brings us back here
+        await ctx.event(ROLLED_BACK, reason, warning=True)
+        ctx.log.warning("rolled back", reason=reason)
+        rollback = {"fromRevision": failed, "toRevision": int(good["revision"]), "reason": reason,
+                    "time": to_iso(self.clock.now()), "generation": written.metadata.generation}
+        try:
+            await ctx.client.update_status("Deployment", written.metadata.name,
+                                           {**written.status, **new_status, "lastRollback": rollback},
+                                           namespace=written.metadata.namespace,
+                                           resource_version=written.metadata.resourceVersion)
+        except Conflict:
+            pass  # the next reconcile writes the status; the Event already says what happened
+        return True
+
+    def _requeue(self, ctx: Context, current: list[Replica], moving: dict[str, Any], now: float,
+                 spec: dict[str, Any]) -> None:
+        """Look again when a ready replica becomes available, or when the rollout would miss its deadline."""
+        for wait in (next_ready_in(current, now, float(spec["minReadySeconds"])),
+                     progress.deadline_in(moving, now, float(spec["progressDeadlineSeconds"]))):
+            if wait is not None:
+                ctx.requeue_after(wait)
+
+
+__all__ = ["NAME", "DeploymentController", "deletion_order", "workload_for"]
