@@ -41,6 +41,8 @@ COMMANDS: dict[str, str] = {
     "logout": "persys.cli.login:logout",
     "sessions": "persys.cli.login:sessions",
     "audit": "persys.cli.audit:audit",
+    "scale": "persys.cli.rollout:scale",
+    "rollout": "persys.cli.rollout:rollout",
 }
 # ---- end of commands ----
 
