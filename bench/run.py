@@ -30,6 +30,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str], int]] = {
     "operator": ("operator.py", [], ["--quick"], 600),
     "gateway": ("gateway.py", [], ["--quick"], 300),
     "pushdeploy": ("pushdeploy.py", [], ["--quick"], 600),
+    "deployment": ("deployment.py", [], ["--quick"], 600),
 }
 
 
