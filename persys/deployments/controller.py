@@ -25,7 +25,7 @@ import string
 from typing import Any
 
 from persys.deployments import history, progress
-from persys.deployments.rollout import Counts, Replica, deletion_order, next_ready_in, plan, replica_of
+from persys.deployments.rollout import Counts, Plan, Replica, next_ready_in, plan, replica_of
 from persys.errors import Conflict, NotFound
 from persys.operator import Context, Operator
 from persys.resources.deployments import (
@@ -72,47 +72,52 @@ class DeploymentController:
         return op
 
     async def reconcile(self, deployment: Resource, ctx: Context) -> dict[str, Any] | None:
-        spec, status = deployment.spec, deployment.status
+        spec = deployment.spec
         now = self.clock.now()
-        stamp = to_iso(now)
-        owned = await ctx.owned("Workload")
-        workloads = self._live(owned, now)
-        revisions = history.record(status.get("revisions") or [], template_hash(spec["template"]),
-                                   spec["template"], stamp, deployment.metadata.annotations.get(CHANGE_CAUSE, ""))
+        workloads = self._live(await ctx.owned("Workload"), now)
+        revisions = history.record(deployment.status.get("revisions") or [], template_hash(spec["template"]),
+                                   spec["template"], to_iso(now),
+                                   deployment.metadata.annotations.get(CHANGE_CAUSE, ""))
         target = self._target(deployment, revisions, workloads)
         current = [replica_of(w, now, spec["minReadySeconds"]) for w in workloads]
-        replicas = int(spec["replicas"])
         surge, unavailable = surge_and_unavailable(spec)
         if target is not None:
-            await self._act(deployment, ctx, plan(replicas, surge, unavailable, target["templateHash"], current),
-                            target, workloads)
+            todo = plan(int(spec["replicas"]), surge, unavailable, target["templateHash"], current)
+            await self._act(deployment, ctx, todo, target, workloads)
         hash_ = target["templateHash"] if target is not None else template_hash(spec["template"])
+        new_status = self._status(deployment, revisions, hash_, current, unavailable, now)
+        moving = next(c for c in new_status["conditions"] if c["type"] == progress.PROGRESSING)
+        if moving["reason"] == progress.DEADLINE and spec["autoRollback"]:
+            if await self._roll_back(deployment, ctx, new_status, new_status["revisions"], hash_):
+                return None
+        self._requeue(ctx, current, moving, now, spec)
+        return new_status
+
+    def _status(self, deployment: Resource, revisions: history.Revisions, hash_: str, current: list[Replica],
+                unavailable: int, now: float) -> dict[str, Any]:
+        """The status for what was seen (the counts from before this call's creates and deletes)."""
+        spec, status, stamp = deployment.spec, deployment.status, to_iso(now)
+        replicas = int(spec["replicas"])
         counts = Counts.of(hash_, current)
         seen = progress.Seen((hash_, counts.replicas, counts.updated, counts.ready, counts.available),
                              counts.complete(replicas), bool(spec["paused"]), counts.available,
                              replicas - unavailable)
         old_signature = (status.get("templateHash"), status.get("replicas"), status.get("updatedReplicas"),
                          status.get("readyReplicas"), status.get("availableReplicas"))
-        old_conditions = {c.get("type"): c for c in status.get("conditions") or []}
-        deadline = float(spec["progressDeadlineSeconds"])
-        moving = progress.progressing(old_conditions.get(progress.PROGRESSING), old_signature, seen, now, stamp,
-                                      deadline)
+        old = {c.get("type"): c for c in status.get("conditions") or []}
+        moving = progress.progressing(old.get(progress.PROGRESSING), old_signature, seen, now, stamp,
+                                      float(spec["progressDeadlineSeconds"]))
         if seen.complete and not seen.paused:
             revisions = history.mark_available(revisions, hash_)
         revisions = history.trim(revisions, int(spec["revisionHistoryLimit"]), {r.hash for r in current})
-        new_status = {
+        return {
             "replicas": counts.replicas, "updatedReplicas": counts.updated, "readyReplicas": counts.ready,
             "availableReplicas": counts.available, "unavailableReplicas": max(0, replicas - counts.available),
             "observedGeneration": deployment.metadata.generation, "templateHash": hash_,
             "currentRevision": history.current_number(revisions), "revisions": revisions,
             "conditions": progress.merge(status.get("conditions") or [], moving,
-                                         progress.available(old_conditions.get(progress.AVAILABLE), seen, stamp)),
+                                         progress.available(old.get(progress.AVAILABLE), seen, stamp)),
         }
-        if moving["reason"] == progress.DEADLINE and spec["autoRollback"]:
-            if await self._roll_back(deployment, ctx, new_status, revisions, hash_):
-                return None
-        self._requeue(ctx, current, moving, now, spec)
-        return new_status
 
     def _live(self, owned: list[Resource], now: float) -> list[Resource]:
         """The Workloads not being deleted (nor deleted by this controller a moment ago)."""
@@ -132,7 +137,7 @@ class DeploymentController:
         running = [r for r in revisions if r["templateHash"] in present]
         return max(running, key=lambda r: int(r["revision"])) if running else None
 
-    async def _act(self, deployment: Resource, ctx: Context, todo: Any, target: dict[str, Any],
+    async def _act(self, deployment: Resource, ctx: Context, todo: Plan, target: dict[str, Any],
                    workloads: list[Resource]) -> None:
         by_name = {w.metadata.name: w for w in workloads}
 
@@ -185,4 +190,4 @@ class DeploymentController:
                 ctx.requeue_after(wait)
 
 
-__all__ = ["NAME", "DeploymentController", "deletion_order", "workload_for"]
+__all__ = ["NAME", "DeploymentController", "workload_for"]
