@@ -95,7 +95,7 @@ async def lead(elector: Elector, controllers: Sequence[Controller], leading: asy
         finally:
             leading.clear()
             await elector.resign()
-        _stop_if_cancelled(term, cancels)
+            _stop_if_cancelled(term, cancels)  # also over a crash: a controller failing as it is cancelled
 
 
 def _cancels() -> int:

@@ -54,3 +54,24 @@ async def test_a_cancel_arriving_as_the_term_ends_stops_lead() -> None:
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, 5)
     assert elector.campaigns == 1
+
+
+class FailsWhenCancelled:
+    """A controller whose clients are closed under it as the process stops: cancelled, it fails."""
+
+    name = "fragile"
+
+    async def run(self) -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            raise RuntimeError("session closed") from None
+
+
+async def test_a_controller_failing_as_it_is_cancelled_does_not_hide_the_cancel() -> None:
+    elector = Elector()
+    task = asyncio.create_task(lead(elector, [FailsWhenCancelled()], asyncio.Event()))  # type: ignore[list-item]
+    await asyncio.wait_for(elector.holding.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 5)
