@@ -31,7 +31,7 @@ async def test_image_change_rolls_through_within_max_unavailable(rollout_cluster
                                           strategy={"rollingUpdate": {"maxSurge": 1, "maxUnavailable": 1}}))
         second = await wait_rolled_out(client, "web", 3, V2)
     assert seen.lowest is not None and seen.lowest >= 3 - 1
-    assert {w.metadata.name for w in workloads} <= seen.deleted  # every old replica went
+    assert {w.metadata.name for w in workloads} <= seen.deleted  # every old replica went (or is going)
     assert second.status["templateHash"] != hash1
     assert [r["revision"] for r in second.status["revisions"]] == [1, 2]
     conditions = {c["type"]: c for c in second.status["conditions"]}

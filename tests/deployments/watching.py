@@ -38,7 +38,7 @@ class Availability:
         self.client, self.owner = client, owner
         self.objects: dict[str, Resource] = {}
         self.lowest: int | None = None
-        self.deleted: set[str] = set()
+        self.deleted: set[str] = set()  # names seen deleted or being deleted
         self.hashes: set[str] = set()
 
     def available(self) -> int:
@@ -59,6 +59,8 @@ class Availability:
                 self.deleted.add(name)
             else:
                 self.objects[name] = item.object
+                if item.object.metadata.deletionTimestamp:
+                    self.deleted.add(name)
                 self.hashes.add(item.object.metadata.labels.get(TEMPLATE_HASH_LABEL, ""))
             self._count()
 
