@@ -35,6 +35,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str], int]] = {
     "join": ("join.py", [], ["--quick"], 600),
     "probes": ("probes.py", [], ["--quick"], 300),
     "dashboard": ("dashboard.py", [], ["--quick"], 900),
+    "deployment": ("deployment.py", [], ["--quick"], 600),
 }
 
 

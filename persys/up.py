@@ -32,6 +32,7 @@ from typing import NoReturn
 import aiodocker
 import yaml
 
+from persys import deployments
 from persys.agentd.daemon import Agent, node_tls
 from persys.agentd.launcher import Credentials, LaunchSettings, build_agents
 from persys.api.audit.auditor import Auditor, AuditSettings
@@ -220,6 +221,7 @@ class Cluster:
         await register_api_server(self.etcd, config.zone, LOCALHOST, config.api_port, supervisor=supervisor)
         await DnsServer(self.etcd, config.zone, LOCALHOST, config.dns_port).start(supervisor)
         await supervisor.start(Named("controllers", self._controllers))
+        await deployments.runner(config.server_url, config.home).start(supervisor)
         await self._agent().start(supervisor)
         if config.gateway_port is not None:
             self.gateway = Gateway(GatewayConfig(

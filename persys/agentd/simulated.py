@@ -2,8 +2,10 @@
 
 Nothing runs: each workload is an in-memory record that goes ``created`` → ``running`` after
 a configurable start latency and, when asked, exits on its own after a while (to exercise
-restarts and back-off). The agent API on top is the real one, so a hundred hollow nodes in
-one process load the API, scheduler, monitor and reconciler like a hundred real nodes.
+restarts and back-off). An image from the registry on closed loopback port 9 (``127.0.0.1:9/…``,
+the tests' way to break a pull on Docker) fails to pull here too. The agent API on top is the
+real one, so a hundred hollow nodes in one process load the API, scheduler, monitor and
+reconciler like a hundred real nodes.
 Configure with arguments or ``PERSYS_SIM_START_LATENCY`` / ``PERSYS_SIM_EXIT_AFTER`` /
 ``PERSYS_SIM_EXIT_CODE`` (seconds, seconds, integer).
 """
@@ -17,7 +19,7 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
 from persys.agentd.events import EventHub
-from persys.agentd.runtime import WorkloadSpec, WorkloadState
+from persys.agentd.runtime import ImagePullFailed, WorkloadSpec, WorkloadState
 from persys.errors import NotFound
 from persys.resources.model import now_iso
 
@@ -30,6 +32,7 @@ class SimulationConfig:
     exit_after: float | None = None
     exit_code: int = 1
     settle: float = 0.0  # an apply ends this long after its container runs (docker-compose up returns late)
+    unpullable: str = "127.0.0.1:9/"  # images under this prefix fail to pull, as they do on Docker
 
     @classmethod
     def from_env(cls) -> SimulationConfig:
@@ -77,6 +80,9 @@ class SimulatedRuntime:
         if current and current.state.specHash == workload.spec_hash and (
                 current.state.state == "running" or not workload.wants_running):
             return current.state
+        image = str(workload.spec.get("image") or "")
+        if self.config.unpullable and image.startswith(self.config.unpullable):
+            raise ImagePullFailed(f"simulated pull of {image}: connection refused")
         if current:
             await self.remove(workload.uid)
         state = WorkloadState(uid=workload.uid, name=workload.name, namespace=workload.namespace,

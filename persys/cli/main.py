@@ -44,6 +44,8 @@ COMMANDS: dict[str, str] = {
     "token": "persys.cli.token:token",
     "certificate": "persys.cli.certificate:certificate",
     "diff": "persys.cli.diff:diff",
+    "scale": "persys.cli.rollout:scale",
+    "rollout": "persys.cli.rollout:rollout",
 }
 # ---- end of commands ----
 

@@ -2,8 +2,9 @@
 
 A node fits when it is Ready and schedulable, its labels match ``spec.nodeSelector`` and its
 allocatable cpu and memory minus what is already bound to it cover ``spec.resources``. Among
-fitting nodes the least allocated wins. Binding is a compare-and-swap write of
-``spec.nodeName`` (phase Scheduled, condition Scheduled) that also adds the reconciler's
+fitting nodes the one with the fewest siblings wins (workloads with the same controller, such as
+the replicas of one Deployment: they spread over the nodes), then the least allocated. Binding
+is a compare-and-swap write of ``spec.nodeName`` (phase Scheduled, condition Scheduled) that also adds the reconciler's
 finalizer, so the container is guarded before it exists at no extra write. When nothing fits, a
 ``FailedScheduling`` event says why, node by node; the workload is retried when nodes change.
 
@@ -64,6 +65,7 @@ class Verdict:
     reasons: tuple[str, ...] = ()
     score: float = 0.0
     bound: int = 0
+    siblings: int = 0  # workloads on the node controlled by the same owner
 
 
 def _allocatable(node: Resource) -> tuple[int | None, int | None]:
@@ -99,12 +101,14 @@ class NodeFacts:
                    cpu, memory)
 
 
-def assess(workload: Resource, node: Resource, used: Request, bound: int) -> Verdict:
+def assess(workload: Resource, node: Resource, used: Request, bound: int, siblings: int = 0) -> Verdict:
     """Whether ``workload`` fits ``node`` given what is already ``used`` there (a pure function)."""
-    return judge(Request.of(workload), workload.spec.get("nodeSelector") or {}, NodeFacts.of(node), used, bound)
+    return judge(Request.of(workload), workload.spec.get("nodeSelector") or {}, NodeFacts.of(node), used, bound,
+                 siblings)
 
 
-def judge(want: Request, selector: dict[str, str], node: NodeFacts, used: Request, bound: int) -> Verdict:
+def judge(want: Request, selector: dict[str, str], node: NodeFacts, used: Request, bound: int,
+          siblings: int = 0) -> Verdict:
     """``assess`` on parsed inputs: the scheduler's inner loop."""
     if not node.ready:
         return Verdict(node.name, ("not ready",))
@@ -121,13 +125,18 @@ def judge(want: Request, selector: dict[str, str], node: NodeFacts, used: Reques
     if reasons:
         return Verdict(node.name, tuple(reasons))
     fractions = [(used.cpu + want.cpu) / cpu if cpu else 0.0, (used.memory + want.memory) / mem if mem else 0.0]
-    return Verdict(node.name, (), sum(fractions) / len(fractions), bound)
+    return Verdict(node.name, (), sum(fractions) / len(fractions), bound, siblings)
 
 
 def choose(verdicts: list[Verdict]) -> Verdict | None:
-    """The least allocated fitting node (ties: fewest workloads, then name)."""
+    """The fitting node with the fewest siblings, then the least allocated (ties: fewest workloads, then name)."""
     fitting = [v for v in verdicts if not v.reasons]
-    return min(fitting, key=lambda v: (v.score, v.bound, v.node)) if fitting else None
+    return min(fitting, key=lambda v: (v.siblings, v.score, v.bound, v.node)) if fitting else None
+
+
+def owner_of(workload: Resource) -> str:
+    """The uid of the workload's controller (its Deployment, say); "" when it has none."""
+    return next((ref.uid for ref in workload.metadata.ownerReferences if ref.controller), "")
 
 
 def failure_message(verdicts: list[Verdict]) -> str:
@@ -148,7 +157,8 @@ class NodeUsage:
 
     def __init__(self) -> None:
         self.totals: dict[str, tuple[Request, int]] = {}
-        self._parts: dict[ObjectKey, tuple[str, Request]] = {}
+        self.siblings: Counter[tuple[str, str]] = Counter()  # (owner uid, node) → workloads it controls there
+        self._parts: dict[ObjectKey, tuple[str, Request, str]] = {}
 
     def update(self, key: ObjectKey, workload: Resource | None) -> None:
         """Take the old contribution of ``key`` off its node and add the new one (None: it is gone)."""
@@ -163,19 +173,25 @@ class NodeUsage:
                 self.totals[old[0]] = (total, count - 1)
             else:
                 del self.totals[old[0]]
+            if old[2]:
+                self.siblings[(old[2], old[0])] -= 1
+                if self.siblings[(old[2], old[0])] <= 0:
+                    del self.siblings[(old[2], old[0])]
             del self._parts[key]
         if new is not None:
             total, count = self.totals.get(new[0], (Request(), 0))
             self.totals[new[0]] = (total + new[1], count + 1)
+            if new[2]:
+                self.siblings[(new[2], new[0])] += 1
             self._parts[key] = new
 
 
-def _contribution(workload: Resource) -> tuple[str, Request] | None:
-    """(node, request) a workload takes up; None when unbound or desired Stopped."""
+def _contribution(workload: Resource) -> tuple[str, Request, str] | None:
+    """(node, request, owner) a workload takes up; None when unbound or desired Stopped."""
     node = workload.spec.get("nodeName")
     if not node or workload.spec.get("desiredState") == DesiredState.STOPPED:
         return None
-    return str(node), Request.of(workload)
+    return str(node), Request.of(workload), owner_of(workload)
 
 
 class _AlreadyBound(Exception):
@@ -216,7 +232,7 @@ class Scheduler(Controller):
 
     def declare(self) -> None:
         self.nodes = self.informer(NODE.kind)
-        self.assumed: Expectations[tuple[str, Request]] = Expectations(clock=self.clock)
+        self.assumed: Expectations[tuple[str, Request, str]] = Expectations(clock=self.clock)
         self.recorder = EventRecorder(self.store, "scheduler", clock=self.clock)
 
     def setup(self) -> None:
@@ -260,10 +276,23 @@ class Scheduler(Controller):
     def _used(self) -> dict[str, tuple[Request, int]]:
         """What is bound to each node: the cache's totals plus bindings it has not seen yet."""
         used = dict(self._usage.totals)
-        for node_name, request in self.assumed.values():
+        for node_name, request, _ in self.assumed.values():
             total, count = used.get(node_name, (Request(), 0))
             used[node_name] = (total + request, count + 1)
         return used
+
+    def _siblings(self, owner: str) -> Counter[str]:
+        """How many workloads ``owner`` controls on each node, bindings not in the cache yet included."""
+        counts: Counter[str] = Counter()
+        if not owner:
+            return counts
+        for (uid, node_name), n in self._usage.siblings.items():
+            if uid == owner:
+                counts[node_name] += n
+        for node_name, _, uid in self.assumed.values():
+            if uid == owner:
+                counts[node_name] += 1
+        return counts
 
     async def reconcile(self, key: ObjectKey) -> Result:
         workload = self.cache.get(key)
@@ -272,13 +301,15 @@ class Scheduler(Controller):
         if not pending(workload):
             return await self._check_node(workload)
         used, want, selector = self._used(), Request.of(workload), workload.spec.get("nodeSelector") or {}
-        empty = (Request(), 0)
-        verdicts = [judge(want, selector, facts, *used.get(name, empty)) for name, facts in self._nodes()]
+        empty, owner = (Request(), 0), owner_of(workload)
+        siblings = self._siblings(owner)
+        verdicts = [judge(want, selector, facts, *used.get(name, empty), siblings[name])
+                    for name, facts in self._nodes()]
         best = choose(verdicts)
         if best is None:
             await self._unschedulable(workload, failure_message(verdicts))
             return Result(requeue_after=self.retry_seconds)
-        self.assumed.expect(key, (best.node, Request.of(workload)))  # before any await: other workers see it
+        self.assumed.expect(key, (best.node, Request.of(workload), owner))  # before any await: other workers see it
         try:
             revision = await self._bind(workload, best.node)
         except BaseException:

@@ -10,6 +10,7 @@ from persys.errors import Cause
 from persys.resources.certificates import BOOTSTRAP_TOKEN, CERTIFICATE_SIGNING_REQUEST
 from persys.resources.columns import age
 from persys.resources.definitions import RESOURCE_DEFINITION
+from persys.resources.deployments import deployment_kind
 from persys.resources.formats import check_inner_path
 from persys.resources.lease import LEASE
 from persys.resources.model import Resource
@@ -251,12 +252,14 @@ WEBHOOK_DELIVERY = Kind(
     ),
 )
 
+DEPLOYMENT = deployment_kind(WORKLOAD_SPEC, _workload_checks)
+
 
 def default_registry() -> Registry:
     """A registry with the built-in kinds; user-defined kinds are registered on top."""
     registry = Registry()
     for kind in (WORKLOAD, NODE, EVENT, SECRET, LEASE, RESOURCE_DEFINITION, ROLE_BINDING, CLUSTER_ROLE_BINDING,
-                 WEBHOOK_DELIVERY):
+                 WEBHOOK_DELIVERY, DEPLOYMENT):
         registry.register(kind)
     for kind in (BOOTSTRAP_TOKEN, CERTIFICATE_SIGNING_REQUEST):
         registry.register(kind)

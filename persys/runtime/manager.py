@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Protocol
 
@@ -80,11 +81,13 @@ async def lead(elector: Elector, controllers: Sequence[Controller], leading: asy
         await elector.acquire()
         on_term()
         leading.set()
+        term = asyncio.TaskGroup()
+        cancels = _cancels()
         try:
-            async with asyncio.TaskGroup() as group:
+            async with term:
                 for controller in controllers:
-                    group.create_task(controller.run(), name=f"controller-{controller.name}")
-                group.create_task(hold(), name="leader-keepalive")
+                    term.create_task(controller.run(), name=f"controller-{controller.name}")
+                term.create_task(hold(), name="leader-keepalive")
         except* (_LostLeadership, NotLeader):
             log.warning("stepped down; controllers stopped", **context)
         except* Exception as group:  # the supervisor logs it, turns /healthz red and restarts us
@@ -92,6 +95,30 @@ async def lead(elector: Elector, controllers: Sequence[Controller], leading: asy
         finally:
             leading.clear()
             await elector.resign()
+            _stop_if_cancelled(term, cancels)  # also over a crash: a controller failing as it is cancelled
+
+
+def _cancels() -> int:
+    task = asyncio.current_task()
+    return task.cancelling() if task is not None else 0
+
+
+def _stop_if_cancelled(term: asyncio.TaskGroup, before: int) -> None:
+    """Raise the cancellation a term's TaskGroup swallowed, so that a stopping process stops.
+
+    Python 3.11's TaskGroup, when a child fails while the parent waits for the others, cancels the
+    parent itself and never takes that back (fixed in 3.12); a cancel from outside arriving at the
+    same moment (a process stopping: its keepalive fails as the Lease is resigned) is swallowed
+    with it. What remains above the count before the term, less the group's own, is from outside.
+    """
+    task = asyncio.current_task()
+    if task is None:
+        return
+    own = 1 if sys.version_info < (3, 12) and getattr(term, "_parent_cancel_requested", False) else 0
+    for _ in range(own):
+        task.uncancel()
+    if task.cancelling() > before:
+        raise asyncio.CancelledError()
 
 
 class Manager:

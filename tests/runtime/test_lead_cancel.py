@@ -1,0 +1,77 @@
+"""``lead``: a lost term campaigns again, and a cancel is never lost, even when it arrives as the
+keepalive fails (Python 3.11's TaskGroup swallows it then: a stopping operator kept leading)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from persys.runtime.manager import lead
+from tests.support.eventually import eventually
+
+
+class Elector:
+    """Terms end when ``lose`` is set; every campaign wins at once."""
+
+    def __init__(self) -> None:
+        self.campaigns = 0
+        self.lose = asyncio.Event()
+        self.holding = asyncio.Event()
+
+    async def acquire(self) -> None:
+        self.campaigns += 1
+
+    async def hold(self) -> None:
+        self.holding.set()
+        await self.lose.wait()
+        self.lose.clear()
+        self.holding.clear()
+
+    async def resign(self) -> None:
+        return None
+
+
+async def test_a_lost_term_campaigns_again() -> None:
+    elector = Elector()
+    task = asyncio.create_task(lead(elector, [], asyncio.Event()))
+    await asyncio.wait_for(elector.holding.wait(), 5)
+    elector.lose.set()  # the term ends by itself: not a cancellation
+    await eventually(lambda: elector.campaigns >= 2, timeout=5, what="a second campaign")
+    await asyncio.wait_for(elector.holding.wait(), 5)
+    assert not task.done()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_a_cancel_arriving_as_the_term_ends_stops_lead() -> None:
+    elector = Elector()
+    task = asyncio.create_task(lead(elector, [], asyncio.Event()))
+    await asyncio.wait_for(elector.holding.wait(), 5)
+    elector.lose.set()  # the keepalive fails (the stopping process resigned the Lease) ...
+    task.cancel()  # ... in the same moment the process cancels its leader task
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 5)
+    assert elector.campaigns == 1
+
+
+class FailsWhenCancelled:
+    """A controller whose clients are closed under it as the process stops: cancelled, it fails."""
+
+    name = "fragile"
+
+    async def run(self) -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            raise RuntimeError("session closed") from None
+
+
+async def test_a_controller_failing_as_it_is_cancelled_does_not_hide_the_cancel() -> None:
+    elector = Elector()
+    task = asyncio.create_task(lead(elector, [FailsWhenCancelled()], asyncio.Event()))  # type: ignore[list-item]
+    await asyncio.wait_for(elector.holding.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 5)
