@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from persys.cli.etcdtls import etcd_tls, etcd_tls_options
 from persys.cli.session import CliState, option
 from persys.observability import logging as plog
 from persys.observability import tracing
@@ -20,22 +21,24 @@ from persys.observability import tracing
 @option("--zone", default="persys.local", show_default=True, help="DNS zone of the dns-registrar.")
 @option("--settings", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
         help="YAML file of controller settings (grace_seconds, full_pass_seconds, lease_ttl, …).")
+@etcd_tls_options
 @click.pass_obj
 def controllers(state: CliState, etcd: str, listen: str, identity: str | None, zone: str,
-                settings: Path | None) -> None:
+                settings: Path | None, etcd_ca: Path | None, etcd_cert: Path | None, etcd_key: Path | None) -> None:
     """Run the controllers; the agents' HMAC secret comes from $PERSYS_HOME/pki (persys pki init)."""
     import yaml
 
     from persys.controllers import ControllersConfig, build_manager
     from persys.controllers.dnsregistrar import dns_registrar
 
+    tls = etcd_tls(etcd_ca, etcd_cert, etcd_key)
     plog.configure()
     tracing.setup("persys-controllers")
     config = ControllersConfig.from_dict(yaml.safe_load(settings.read_text()) or {}) if settings else None
 
     async def main() -> None:
         manager = build_manager(etcd, home=state.home, listen=listen, config=config, identity=identity,
-                                extra=[dns_registrar(zone)])
+                                extra=[dns_registrar(zone)], etcd_tls=tls)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, manager.stop)
