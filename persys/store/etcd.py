@@ -206,9 +206,11 @@ class Etcd:
             except (aetcd.ConnectionFailedError, aetcd.ConnectionTimeoutError, aetcd.InternalError,
                     TimeoutError, aetcd.rpc.AioRpcError) as e:
                 last = e
-                if len(self.endpoints) > 1:
-                    await self.close()
+                if len(self.endpoints) > 1 and self._client is client:
+                    # only the first of the calls that failed on this member moves on: the others found
+                    # the next one already, and closing it would end the watches just made on it
                     self._index = (self._index + 1) % len(self.endpoints)
+                    await self.close()
             except aetcd.ClientError as e:
                 raise StoreUnavailable(f"etcd error: {e}") from e
         raise StoreUnavailable(f"etcd unavailable at {self.url}: {type(last).__name__}: {last}") from last
