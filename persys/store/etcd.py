@@ -188,10 +188,12 @@ class Etcd:
         return await self._call(run)
 
     async def close(self) -> None:
+        """Close the connection; within the deadline: aetcd's close waits for its watcher's lock, which a
+        watch being created on a dead member can hold for ever (the caller, a reconcile, hung with it)."""
         client, self._client = self._client, None
         if client is not None:
             with contextlib.suppress(Exception):
-                await client.close()
+                await asyncio.wait_for(client.close(), self.timeout)
 
     async def _call(self, fn: Callable[[aetcd.Client], Awaitable[T]]) -> T:
         """Run one etcd call; on connection errors try the other endpoints once, then fail fast."""
