@@ -82,12 +82,15 @@ async def test_a_client_without_a_certificate_is_refused(secured: tuple[EtcdClus
             await etcd.close()
 
 
+NO_CA = "'--etcd-ca' (env var: 'PERSYS_ETCD_CA'): File '/nonexistent/ca.crt' does not exist"
+
+
 @pytest.mark.parametrize(("command", "args", "message"), [
     ("server", ["--etcd-cert", "{cert}"], "--etcd-key is required with --etcd-cert"),
     ("server", ["--etcd-key", "{key}"], "--etcd-cert is required with --etcd-key"),
-    ("server", ["--etcd-ca", "/nonexistent/ca.crt"], "'--etcd-ca': File '/nonexistent/ca.crt' does not exist"),
+    ("server", ["--etcd-ca", "/nonexistent/ca.crt"], NO_CA),
     ("controllers", ["--etcd-cert", "{cert}"], "--etcd-key is required with --etcd-cert"),
-    ("dns", ["--etcd-ca", "/nonexistent/ca.crt"], "'--etcd-ca': File '/nonexistent/ca.crt' does not exist"),
+    ("dns", ["--etcd-ca", "/nonexistent/ca.crt"], NO_CA),
 ])
 def test_etcd_tls_flags_name_what_is_wrong(tmp_path: Path, command: str, args: list[str], message: str) -> None:
     paths = pki.init(tmp_path / "home")
