@@ -32,6 +32,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str], int]] = {
     "pushdeploy": ("pushdeploy.py", [], ["--quick"], 600),
     "watches": ("watches.py", [], ["--quick"], 300),
     "failover": ("failover.py", [], ["--quick"], 600),
+    "chaos": ("chaos.py", [], ["--quick"], 1200),
 }
 
 
