@@ -36,6 +36,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str], int]] = {
     "probes": ("probes.py", [], ["--quick"], 300),
     "dashboard": ("dashboard.py", [], ["--quick"], 900),
     "deployment": ("deployment.py", [], ["--quick"], 600),
+    "chaos": ("chaos.py", [], ["--quick"], 1200),
 }
 
 

@@ -30,7 +30,7 @@ from persys.observability.logging import get_logger
 from persys.runtime.supervisor import Component, Service, Supervisor, run_process
 from persys.security.paths import HomePaths, read_cluster_id, read_hmac_secret
 from persys.security.tls import server_context
-from persys.store import Etcd
+from persys.store import Etcd, EtcdTLS
 from persys.store.clusterid import claim_cluster_id
 
 # Route modules of other components: "module:function", the function taking the web.Application.
@@ -130,13 +130,13 @@ class ApiServer(Component):
 
 async def serve(etcd_urls: str, home: Path, listen: str, secure_listen: str, *,
                 bookmark_interval: float = 5.0, zone: str = "", advertise: str = "",
-                audit: AuditSettings | None = None) -> None:
+                audit: AuditSettings | None = None, etcd_tls: EtcdTLS | None = None) -> None:
     """Run the API until SIGINT or SIGTERM (``persys server``), registered in DNS when ``zone`` is set.
 
     It first claims the cluster id (``claim_cluster_id``): a home of another cluster is refused.
     Its audit trail follows ``audit`` (default: the default policy, files under ``home/audit``).
     """
-    etcd = Etcd(etcd_urls)
+    etcd = Etcd(etcd_urls, tls=etcd_tls)
     secret = HomePaths(home).hmac_secret
     auditor = Auditor(audit) if audit is not None else Auditor.default(home / "audit")
     ctx = ApiContext(etcd, bookmark_interval=bookmark_interval,

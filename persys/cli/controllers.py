@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from persys.cli.config import load
+from persys.cli.etcdtls import etcd_tls, etcd_tls_options
 from persys.cli.session import CliState, option
 from persys.observability import logging as plog
 from persys.observability import tracing
@@ -28,15 +29,18 @@ from persys.observability import tracing
 @option("--server", default=None, help="API server the Deployment controller talks to (default: config.yaml's).")
 @option("--deployments/--no-deployments", default=True, show_default=True,
         help="Run the Deployment controller (an operator on the API, leader-elected on its own Lease).")
+@etcd_tls_options
 @click.pass_obj
 def controllers(state: CliState, etcd: str, listen: str, identity: str | None, zone: str,
-                settings: Path | None, server: str | None, deployments: bool) -> None:
+                settings: Path | None, server: str | None, deployments: bool, etcd_ca: Path | None,
+                etcd_cert: Path | None, etcd_key: Path | None) -> None:
     """Run the controllers; the agents' HMAC secret comes from $PERSYS_HOME/pki (persys pki init)."""
     import yaml
 
     from persys.controllers import ControllersConfig, build_manager
     from persys.controllers.dnsregistrar import dns_registrar
 
+    tls = etcd_tls(etcd_ca, etcd_cert, etcd_key)
     plog.configure()
     tracing.setup("persys-controllers")
     config = ControllersConfig.from_dict(yaml.safe_load(settings.read_text()) or {}) if settings else None
@@ -45,7 +49,7 @@ def controllers(state: CliState, etcd: str, listen: str, identity: str | None, z
 
     async def main() -> None:
         manager = build_manager(etcd, home=state.home, listen=listen, config=config, identity=identity,
-                                extra=[dns_registrar(zone)])
+                                extra=[dns_registrar(zone)], etcd_tls=tls)
         stop = asyncio.Event()
 
         def halt() -> None:

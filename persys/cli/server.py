@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from persys.cli.audit import audit_options, audit_settings
+from persys.cli.etcdtls import etcd_tls, etcd_tls_options
 from persys.cli.session import CliState, option
 from persys.observability import logging as plog
 from persys.observability import tracing
@@ -24,14 +25,16 @@ from persys.observability import tracing
         help="Register as SRV _persys-api._tcp.<zone> for discovery ('' to not register).")
 @option("--advertise", default="", help="Host registered in DNS (default: the --secure-listen host).")
 @audit_options
+@etcd_tls_options
 @click.pass_obj
 def server(state: CliState, /, etcd: str, listen: str, secure_listen: str, bookmark_interval: float, zone: str,
-           advertise: str, **audit: Any) -> None:
+           advertise: str, etcd_ca: Any, etcd_cert: Any, etcd_key: Any, **audit: Any) -> None:
     """Run the API server; certificates come from $PERSYS_HOME/pki (persys pki init)."""
     from persys.api.server import serve
 
     settings = audit_settings(state.home, **audit)  # a bad policy stops it here, before it listens
+    tls = etcd_tls(etcd_ca, etcd_cert, etcd_key)
     plog.configure()
     tracing.setup("persys-api")
     asyncio.run(serve(etcd, state.home, listen, secure_listen, bookmark_interval=bookmark_interval, zone=zone,
-                      advertise=advertise, audit=settings))
+                      advertise=advertise, audit=settings, etcd_tls=tls))

@@ -25,7 +25,7 @@ from persys.resources.registry import Registry
 from persys.runtime.clock import Clock
 from persys.runtime.manager import Manager
 from persys.security.paths import HMAC_KEY_ID, HomePaths, default_home, read_hmac_secret
-from persys.store.etcd import Etcd
+from persys.store.etcd import Etcd, EtcdTLS
 
 ALL_CONTROLLERS = ("scheduler", "reconciler", "status", "monitor", "gc", "git-poller", "csr-signer", "token-cleaner")
 
@@ -44,14 +44,15 @@ def build_manager(etcd_endpoints: str | Sequence[str], *, home: Path | None = No
                   listen: str | None = "127.0.0.1:7072", config: ControllersConfig | None = None,
                   hmac_secret: bytes | None = None, identity: str | None = None, clock: Clock | None = None,
                   controllers: Sequence[str] = ALL_CONTROLLERS, extra: Sequence[Extra] = (),
-                  registry: Registry | None = None) -> Manager:
+                  registry: Registry | None = None, etcd_tls: EtcdTLS | None = None) -> Manager:
     """A manager running ``controllers`` against the etcd at ``etcd_endpoints``.
 
     The agents' HMAC secret is ``hmac_secret`` or read from ``$PERSYS_HOME/pki/agent-hmac.secret``
     (key id ``default``). ``controllers`` picks which of these run (all by default); ``extra``
     callables add more to the manager before it runs (``dns_registrar(zone)``, your own).
-    The manager owns its etcd connection and agent clients and closes them. Its kinds are the
-    built-in ones in a ``registry`` of its own (the garbage collector adds custom kinds to it).
+    ``etcd_tls`` secures its etcd connection. The manager owns its etcd connection and agent clients
+    and closes them. Its kinds are the built-in ones in a ``registry`` of its own (the garbage
+    collector adds custom kinds to it).
     """
     unknown = set(controllers) - set(ALL_CONTROLLERS)
     if unknown:
@@ -59,7 +60,7 @@ def build_manager(etcd_endpoints: str | Sequence[str], *, home: Path | None = No
     config = config or ControllersConfig()
     if hmac_secret is None:
         hmac_secret = read_hmac_secret(HomePaths(home or default_home()).hmac_secret)
-    etcd = Etcd(etcd_endpoints)
+    etcd = Etcd(etcd_endpoints, tls=etcd_tls)
     manager = Manager(etcd, registry=registry or default_registry(), component="controllers", identity=identity,
                       lease_ttl=config.lease_ttl, clock=clock, listen=parse_listen(listen),
                       stall_seconds=config.watch_stall_seconds, owns_etcd=True)

@@ -12,11 +12,17 @@ container launched meanwhile is missing from it). The reports that arrive during
 applied again on top of its answer: the stream is ordered and complete, so the last of them is
 the newest word on its workload, and anything the poll saw that they did not say comes down the
 stream later.
+
+A broken stream means the agent may have restarted and lost what it ran (the hollow runtime
+forgets everything; a restarted stream does not replay state): the follower polls again at once,
+and after a failed poll again with back-off, rather than ``poll_seconds`` later. Without this, an
+agent killed and restarted left its workloads Running in the API for up to 30 s (bench/chaos.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -73,6 +79,7 @@ class Follower:
         self.node, self.client, self.cache, self.notify = node, client, cache, notify
         self.poll_seconds, self.backoff_max = poll_seconds, backoff_max
         self._during_poll: list[Report] | None = None  # stream reports since the poll on its way was sent
+        self._resync = asyncio.Event()  # the stream broke: poll now
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as group:
@@ -95,24 +102,37 @@ class Follower:
                 raise
             except Exception:  # one bad report must not blind the controller to a whole node
                 log.exception("agent event stream failed; reconnecting", node=self.node)
+            self._resync.set()
             await backoff.sleep()
 
     async def _poll(self) -> None:
+        backoff = Backoff(0.5, self.backoff_max)
         while True:
-            self._during_poll = []
-            try:
-                reports = await self.client().list()
-                uids = self.cache.replace(self.node, reports)
-                for report in self._during_poll:  # newer than the poll's answer, or as new
-                    self.cache.put(self.node, report)
-                for uid in uids:
-                    self.notify(self.node, self.cache.get(self.node, uid) or {"uid": uid})
-            except (AgentError, StoreUnavailable) as e:
-                log.info("agent poll failed", node=self.node, error=str(e))
-            except NotLeader:
-                raise
-            except Exception:
-                log.exception("agent poll failed", node=self.node)
-            finally:
-                self._during_poll = None
-            await asyncio.sleep(self.poll_seconds)
+            self._resync.clear()
+            wait = self.poll_seconds if await self._poll_once() else backoff.next()
+            if wait == self.poll_seconds:
+                backoff.reset()
+            with contextlib.suppress(TimeoutError):  # not wait_for: in 3.11 it can swallow a cancel
+                async with asyncio.timeout(wait):
+                    await self._resync.wait()
+
+    async def _poll_once(self) -> bool:
+        """One poll into the cache; whether the agent answered."""
+        self._during_poll = []
+        try:
+            reports = await self.client().list()
+            uids = self.cache.replace(self.node, reports)
+            for report in self._during_poll:  # newer than the poll's answer, or as new
+                self.cache.put(self.node, report)
+            for uid in uids:
+                self.notify(self.node, self.cache.get(self.node, uid) or {"uid": uid})
+            return True
+        except (AgentError, StoreUnavailable) as e:
+            log.info("agent poll failed", node=self.node, error=str(e))
+        except NotLeader:
+            raise
+        except Exception:
+            log.exception("agent poll failed", node=self.node)
+        finally:
+            self._during_poll = None
+        return False

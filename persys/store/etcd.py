@@ -11,12 +11,15 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import aetcd
+import aetcd.client
 import aetcd.exceptions
 import aetcd.rpc
 import aetcd.utils
+import grpc
 
 from persys.errors import Gone, StoreUnavailable
 
@@ -64,9 +67,66 @@ class Compare:
     value: int | bytes
 
 
+@dataclass(frozen=True)
+class EtcdTLS:
+    """TLS to etcd: the CA that signed its serving certificates, and this client's certificate and key
+    (etcd's ``--client-cert-auth`` asks for one). Without ``ca`` the system's roots are trusted."""
+
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+
+    def credentials(self) -> Any:
+        """gRPC channel credentials; the files are read now, so a missing one is named at start."""
+        if (self.cert is None) != (self.key is None):
+            raise ValueError("an etcd client certificate needs its key, and a key its certificate")
+
+        def read(path: Path | None, what: str) -> bytes | None:
+            if path is None:
+                return None
+            try:
+                return Path(path).read_bytes()
+            except OSError as e:
+                raise ValueError(f"etcd {what} {path}: {e.strerror}") from e
+
+        return grpc.ssl_channel_credentials(read(self.ca, "CA"), read(self.key, "key"), read(self.cert, "certificate"))
+
+
+class _TLSClient(aetcd.Client):  # type: ignore[misc]  # aetcd has no type hints
+    """aetcd's client over a TLS channel: aetcd itself only opens insecure ones.
+
+    ``connect`` is aetcd's (``aetcd.client.Client.connect``) with ``secure_channel`` for
+    ``insecure_channel``; user/password authentication is not used by Persys and left out.
+    """
+
+    def __init__(self, credentials: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._credentials = credentials
+
+    async def connect(self) -> None:
+        if self._connected.is_set():
+            return
+        if self._is_connecting:  # type: ignore[has-type]
+            await asyncio.wait_for(self._connected.wait(), self._connect_wait_timeout)
+            return
+        try:
+            self._is_connecting = True
+            self.channel = aetcd.rpc.secure_channel(f"{self._host}:{self._port}", self._credentials,
+                                                    options=self._options.items())
+            self.kvstub = aetcd.rpc.KVStub(self.channel)
+            self.clusterstub = aetcd.rpc.ClusterStub(self.channel)
+            self.leasestub = aetcd.rpc.LeaseStub(self.channel)
+            self.maintenancestub = aetcd.rpc.MaintenanceStub(self.channel)
+            self._watcher = aetcd.client.watcher.Watcher(aetcd.rpc.WatchStub(self.channel), timeout=self._timeout,
+                                                         metadata=self.metadata)
+            self._connected.set()
+        finally:
+            self._is_connecting = False
+
+
 def parse_endpoints(spec: str | Sequence[str]) -> list[tuple[str, int]]:
     """``http://127.0.0.1:2379,127.0.0.2:2379`` → [(host, port), …]."""
-    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    items = _items(spec)
     out = []
     for item in items:
         item = item.strip().removeprefix("http://").removeprefix("https://").rstrip("/")
@@ -79,6 +139,10 @@ def parse_endpoints(spec: str | Sequence[str]) -> list[tuple[str, int]]:
     return out
 
 
+def _items(spec: str | Sequence[str]) -> list[str]:
+    return spec.split(",") if isinstance(spec, str) else list(spec)
+
+
 def _kv(raw: Any) -> KV:
     return KV(raw.key.decode(), raw.value, raw.mod_revision, raw.create_revision, raw.lease)
 
@@ -86,29 +150,50 @@ def _kv(raw: Any) -> KV:
 class Etcd:
     """A connection to an etcd cluster (any endpoint answers; the next one is tried on failure)."""
 
-    def __init__(self, endpoints: str | Sequence[str], timeout: float = 5.0) -> None:
+    def __init__(self, endpoints: str | Sequence[str], timeout: float = 5.0, *, tls: EtcdTLS | None = None) -> None:
+        """``tls`` (or ``https://`` endpoints, then trusting the system's roots) talks TLS to every endpoint."""
         self.endpoints = parse_endpoints(endpoints)
         self.timeout = timeout
+        if tls is None and any(e.strip().startswith("https://") for e in _items(endpoints)):
+            tls = EtcdTLS()
+        self.tls = tls
+        self._credentials = tls.credentials() if tls is not None else None
         self._index = 0
         self._client: aetcd.Client | None = None
 
     @property
     def url(self) -> str:
         host, port = self.endpoints[self._index]
-        return f"http://{host}:{port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{port}"
 
     def _connect(self) -> aetcd.Client:
         if self._client is None:
             host, port = self.endpoints[self._index]
-            self._client = aetcd.Client(host=host, port=port, timeout=int(self.timeout) or 1,
-                                        options=dict(_CHANNEL_OPTIONS), connect_wait_timeout=int(self.timeout))
+            settings: dict[str, Any] = {"host": host, "port": port, "timeout": int(self.timeout) or 1,
+                                        "options": dict(_CHANNEL_OPTIONS), "connect_wait_timeout": int(self.timeout)}
+            self._client = _TLSClient(self._credentials, **settings) if self._credentials is not None \
+                else aetcd.Client(**settings)
         return self._client
 
+    async def leader(self) -> str:
+        """The client URL of the cluster's raft leader, as the member this client talks to sees it."""
+        async def run(c: aetcd.Client) -> str:
+            await c.connect()
+            status = await c.maintenancestub.Status(aetcd.rpc.StatusRequest(), timeout=self.timeout)
+            members = await c.clusterstub.MemberList(aetcd.rpc.MemberListRequest(), timeout=self.timeout)
+            urls = [m.clientURLs[0] for m in members.members if m.ID == status.leader and m.clientURLs]
+            if not urls:
+                raise StoreUnavailable(f"etcd at {self.url} knows no leader")
+            return str(urls[0])
+        return await self._call(run)
+
     async def close(self) -> None:
+        """Close the connection; within the deadline: aetcd's close waits for its watcher's lock, which a
+        watch being created on a dead member can hold for ever (the caller, a reconcile, hung with it)."""
         client, self._client = self._client, None
         if client is not None:
             with contextlib.suppress(Exception):
-                await client.close()
+                await asyncio.wait_for(client.close(), self.timeout)
 
     async def _call(self, fn: Callable[[aetcd.Client], Awaitable[T]]) -> T:
         """Run one etcd call; on connection errors try the other endpoints once, then fail fast."""
@@ -123,9 +208,11 @@ class Etcd:
             except (aetcd.ConnectionFailedError, aetcd.ConnectionTimeoutError, aetcd.InternalError,
                     TimeoutError, aetcd.rpc.AioRpcError) as e:
                 last = e
-                if len(self.endpoints) > 1:
-                    await self.close()
+                if len(self.endpoints) > 1 and self._client is client:
+                    # only the first of the calls that failed on this member moves on: the others found
+                    # the next one already, and closing it would end the watches just made on it
                     self._index = (self._index + 1) % len(self.endpoints)
+                    await self.close()
             except aetcd.ClientError as e:
                 raise StoreUnavailable(f"etcd error: {e}") from e
         raise StoreUnavailable(f"etcd unavailable at {self.url}: {type(last).__name__}: {last}") from last

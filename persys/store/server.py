@@ -1,5 +1,8 @@
 """A real ``etcd`` child process on a data dir: what ``persys up`` and the tests run.
 
+``EtcdCluster`` runs three (or more) of them as one cluster on 127.0.0.1, each with its own
+ports and data dir, optionally with TLS for clients and peers (client certificates required).
+
 ``start`` spawns it and waits until it answers. ``wait_exit`` waits, without a thread or a
 poll loop (a pidfd), until it dies and reaps it, so that a supervisor learns of its death at
 once and no zombie is left; ``terminate`` is the asynchronous ``stop``.
@@ -17,7 +20,7 @@ import subprocess
 from pathlib import Path
 
 from persys.errors import PersysError, StoreUnavailable
-from persys.store.etcd import Etcd
+from persys.store.etcd import Etcd, EtcdTLS
 
 
 def die_with_parent() -> list[str]:
@@ -41,17 +44,30 @@ class EtcdServer:
     """Starts and stops one single-member etcd on 127.0.0.1."""
 
     def __init__(self, data_dir: Path, client_port: int | None = None, peer_port: int | None = None,
-                 name: str = "persys") -> None:
+                 name: str = "persys", *, tls: EtcdTLS | None = None, initial_cluster: str = "") -> None:
+        """``tls``: this member's serving certificate and key (also its own client's, to see it answer),
+        and the CA whose client certificates it accepts (and its peers'). ``initial_cluster``: the
+        ``name=peer-url,…`` of a member of a cluster (default: this member alone)."""
         self.data_dir = Path(data_dir)
         self.client_port = client_port or free_port()
         self.peer_port = peer_port or free_port()
         self.name = name
+        self.tls = tls
+        self.initial_cluster = initial_cluster
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
 
     @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
+
+    @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.client_port}"
+        return f"{self.scheme}://127.0.0.1:{self.client_port}"
+
+    @property
+    def peer_url(self) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.peer_port}"
 
     @property
     def pid(self) -> int | None:
@@ -62,12 +78,21 @@ class EtcdServer:
         binary = shutil.which("etcd") or "/usr/bin/etcd"
         if not os.path.exists(binary):
             raise PersysError("etcd is not installed: apt-get install etcd-server (or run `make setup`)")
-        client, peer = f"http://127.0.0.1:{self.client_port}", f"http://127.0.0.1:{self.peer_port}"
+        client, peer = self.url, self.peer_url
         return [*die_with_parent(), binary, "--name", self.name, "--data-dir", str(self.data_dir),
                 "--listen-client-urls", client, "--advertise-client-urls", client,
                 "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-                "--initial-cluster", f"{self.name}={peer}", "--log-level", "warn",
-                "--quota-backend-bytes", str(4 * 1024**3)]
+                "--initial-cluster", self.initial_cluster or f"{self.name}={peer}", "--log-level", "warn",
+                "--quota-backend-bytes", str(4 * 1024**3), *self.tls_flags()]
+
+    def tls_flags(self) -> list[str]:
+        tls = self.tls
+        if tls is None:
+            return []
+        files = [str(tls.cert), str(tls.key), str(tls.ca)]
+        return ["--client-cert-auth", "--cert-file", files[0], "--key-file", files[1], "--trusted-ca-file", files[2],
+                "--peer-client-cert-auth", "--peer-cert-file", files[0], "--peer-key-file", files[1],
+                "--peer-trusted-ca-file", files[2]]
 
     def spawn(self) -> None:
         """Start the child. It gets SIGTERM when its parent dies, even by kill -9 (PR_SET_PDEATHSIG)."""
@@ -81,7 +106,7 @@ class EtcdServer:
         await self.wait_ready(timeout)
 
     async def wait_ready(self, timeout: float) -> None:
-        client = Etcd(self.url, timeout=1.0)
+        client = Etcd(self.url, timeout=1.0, tls=self.tls)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         try:
@@ -141,6 +166,50 @@ class EtcdServer:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+class EtcdCluster:
+    """``size`` etcd members on 127.0.0.1, one cluster, each with its own ports and data dir under ``base``.
+
+    With ``tls`` (the CA, and a certificate and key that every member serves and peers with), clients
+    and peers must present a certificate signed by that CA. A member stopped or killed is started
+    again on its data dir by ``restart``.
+    """
+
+    def __init__(self, base: Path, size: int = 3, *, tls: EtcdTLS | None = None) -> None:
+        self.members = [EtcdServer(Path(base) / f"etcd-{i}", name=f"etcd-{i}", tls=tls) for i in range(size)]
+        initial = ",".join(f"{m.name}={m.peer_url}" for m in self.members)
+        for member in self.members:
+            member.initial_cluster = initial
+        self.tls = tls
+
+    @property
+    def endpoints(self) -> str:
+        """Every member's client URL, comma-separated: what ``--etcd`` takes."""
+        return ",".join(m.url for m in self.members)
+
+    def client(self, timeout: float = 5.0) -> Etcd:
+        return Etcd(self.endpoints, timeout=timeout, tls=self.tls)
+
+    async def start(self, timeout: float = 30.0) -> None:
+        """Start every member at once (each waits for the others to form the cluster), then until all answer."""
+        for member in self.members:
+            member.spawn()
+        await asyncio.gather(*(m.wait_ready(timeout) for m in self.members))
+
+    def member(self, url: str) -> EtcdServer:
+        """The member whose client URL is ``url``."""
+        return next(m for m in self.members if m.url == url.rstrip("/"))
+
+    async def restart(self, member: EtcdServer, timeout: float = 30.0) -> None:
+        """Start a stopped or killed member again on its data dir (it rejoins the cluster)."""
+        if member.process is not None:
+            await member.wait_exit()
+        await member.start(timeout)
+
+    def stop(self) -> None:
+        for member in self.members:
+            member.stop()
 
 
 def exit_reason(code: int) -> str:

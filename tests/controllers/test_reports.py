@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from persys.controllers.reports import Follower, Report, ReportCache
+from persys.errors import AgentError
 from tests.support.eventually import eventually
 
 
@@ -49,6 +50,43 @@ async def test_a_launch_reported_while_a_poll_is_on_its_way_survives_the_poll() 
         new: Any = cache.get("n1", "new")
         assert new is not None and new["state"] == "running"
         assert cache.get("n1", "old") is not None
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+class RestartingAgent:
+    """An agent that runs ``old`` until its stream breaks (a kill), and then nothing (it restarted empty)."""
+
+    def __init__(self) -> None:
+        self.running: list[Report] = [{"uid": "old", "state": "running"}]
+        self.polls = 0
+        self.kill = asyncio.Event()
+
+    async def list(self) -> list[Report]:
+        self.polls += 1
+        return list(self.running)
+
+    async def events(self) -> AsyncIterator[Report]:
+        await self.kill.wait()
+        self.kill.clear()
+        self.running = []
+        raise AgentError("agent n1: connection reset")
+        yield {}  # an async generator
+
+
+async def test_a_broken_stream_polls_at_once_so_a_restarted_agent_is_seen_empty() -> None:
+    agent = RestartingAgent()
+    cache, notified = ReportCache(), []
+    follower = Follower("n1", lambda: agent, cache, lambda node, r: notified.append(r.get("uid")),  # type: ignore[arg-type, return-value]
+                        poll_seconds=3600, backoff_max=1)
+    task = asyncio.create_task(follower.run())
+    try:
+        await eventually(lambda: cache.get("n1", "old") is not None)
+        assert agent.polls == 1
+        agent.kill.set()
+        await eventually(lambda: agent.polls >= 2 and cache.get("n1", "old") is None)  # not 3600 s later
+        assert notified.count("old") == 2  # the first poll, then its disappearance
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
