@@ -39,6 +39,7 @@ from persys.runtime.clock import Clock, SystemClock
 TASK_FAILURES = Counter("persys_task_failures_total", "Supervised tasks that died with an exception", ["task"])
 
 log = get_logger("supervisor")
+STOP_RECANCEL = 10.0  # seconds a cancelled task gets to end before it is cancelled again
 
 
 class Service(Protocol):
@@ -129,8 +130,20 @@ class Supervisor:
         """Cancel every task and wait for their cleanup; the block's own error propagates as it is."""
         group, self._group = self._group, None
         assert group is not None
-        for task in self._tasks.values():
+        pending = set(self._tasks.values())
+        for task in pending:
             task.cancel()
+        try:
+            while pending:
+                _, pending = await asyncio.wait(pending, timeout=STOP_RECANCEL)
+                for task in pending:  # a cancel swallowed inside it (Python 3.11's wait_for and TaskGroup can)
+                    log.warning("task still running after its cancel; cancelling it again", task=task.get_name())
+                    task.cancel()
+        finally:
+            await self._close(group, et, exc, tb)
+
+    async def _close(self, group: asyncio.TaskGroup, et: type[BaseException] | None, exc: BaseException | None,
+                     tb: Any) -> None:
         if isinstance(exc, Exception):  # not wrapped in an ExceptionGroup: the caller sees its OSError
             await group.__aexit__(None, None, None)
         else:

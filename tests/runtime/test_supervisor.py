@@ -199,3 +199,25 @@ async def test_components_under_the_process_supervisor_end_with_it() -> None:
 
     await run_process("test", start)
     assert (first.closed, second.closed) == (1, 1)
+
+
+async def test_stop_cancels_again_a_component_whose_loop_swallowed_the_first_cancel(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from persys.runtime import supervisor as supervisor_module
+    monkeypatch.setattr(supervisor_module, "STOP_RECANCEL", 0.2)
+    swallowed = 0
+
+    async def stubborn() -> None:  # what a loop around Python 3.11's wait_for does to one cancel
+        nonlocal swallowed
+        while True:
+            try:
+                await forever()
+            except asyncio.CancelledError:
+                if swallowed:
+                    raise
+                swallowed += 1
+
+    component = Listener(loop=Named("stubborn", stubborn))
+    await component.start()
+    await asyncio.wait_for(component.stop(), 10)  # before, stop() waited for ever
+    assert swallowed == 1 and component.closed == 1
