@@ -62,9 +62,6 @@ async def rollout_cluster(request: pytest.FixtureRequest, api: RunningApi,  # no
     finally:
         await client.close()
         manager.stop()
-        done, _ = await asyncio.wait([task], timeout=30)
-        if not done:  # seen twice under load and not explained (closing note of 2 Dec): the stop was lost
-            task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         for node in nodes:
             await node.stop()
