@@ -203,6 +203,7 @@ class Controller:
                 await self.process(key)
             finally:
                 self.queue.done(key)
+            _end_if_cancelled(self, key)
 
     async def process(self, key: ObjectKey) -> None:
         """One reconcile with metrics, a span, and the retry policy."""
@@ -229,6 +230,16 @@ class Controller:
         self.queue.forget(key)
         if result.requeue_after is not None:
             self.queue.add_after(key, _bounded(result.requeue_after))
+
+
+def _end_if_cancelled(controller: Controller, key: ObjectKey) -> None:
+    """Raise the cancel a reconcile swallowed: turned into an error the retry policy caught (a client whose
+    session is closed under it as the process stops) or lost in Python 3.11's ``wait_for``. The task still
+    counts it (``cancelling()``); left alone, the worker waits on the queue for ever and so does its stop."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        controller.log.warning("a cancel was swallowed inside reconcile; ending the worker", key=str(key))
+        raise asyncio.CancelledError
 
 
 def _bounded(delay: float) -> float:

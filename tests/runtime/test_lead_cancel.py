@@ -7,7 +7,10 @@ import asyncio
 
 import pytest
 
+from persys.resources.model import ObjectKey
+from persys.runtime.controller import Controller, Result
 from persys.runtime.manager import lead
+from persys.runtime.workqueue import WorkQueue
 from tests.support.eventually import eventually
 
 
@@ -75,3 +78,34 @@ async def test_a_controller_failing_as_it_is_cancelled_does_not_hide_the_cancel(
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, 5)
+
+
+class ReconcileFailsWhenCancelled(Controller):
+    """A reconcile whose HTTP call fails, not cancels, when the process stops under it (aiohttp's closed
+    session): the retry policy catches that error, and the cancel is gone with it."""
+
+    kind = "Workload"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = asyncio.Event()
+
+    async def reconcile(self, key: ObjectKey) -> Result:
+        self.started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            raise RuntimeError("session closed") from None
+        return Result()
+
+
+async def test_a_worker_whose_reconcile_swallows_the_cancel_still_ends() -> None:
+    controller = ReconcileFailsWhenCancelled()
+    controller.queue = WorkQueue("swallower")
+    controller.queue.add(ObjectKey("Workload", "default", "w"))
+    worker = asyncio.create_task(controller._worker())
+    await asyncio.wait_for(controller.started.wait(), 5)
+    worker.cancel()
+    done, _ = await asyncio.wait({worker}, timeout=5)
+    assert worker in done, "the worker swallowed its cancel: requeued, reconciled again, never ends"
+    assert worker.cancelled()
