@@ -34,6 +34,7 @@ _QUERY = {
     "dryRun": "All: validate without storing",
     "limit": "list: at most this many objects (1-10000); metadata.continue then names the next page",
     "continue": "list: the next page of a limited list, from the same snapshot (410 once it is compacted)",
+    "nameContains": "list: only objects whose name holds this text, in any case (a Persys extension)",
 }
 _COPIED = ("enum", "minimum", "maximum", "format", "default", "nullable")
 _DNS1123 = {"type": "string", "format": "dns1123", "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",

@@ -165,9 +165,10 @@ async def get_or_list(request: web.Request) -> web.StreamResponse:
     await permit(request, "list", where.kind, where.namespace, None)
     limit = paging.parse_limit(request.query.get("limit"))
     token = request.query.get("continue", "")
+    name_contains = paging.parse_name_part(request.query.get("nameContains"))
     try:
         items, revision, following = await store.list_wire(where.kind.kind, where.namespace or None, selector,
-                                                           limit=limit, token=token)
+                                                           limit=limit, token=token, name_contains=name_contains)
     except Gone as e:
         raise Gone(f"continue: the list's snapshot is gone ({e.message}); list again without continue") from None
     if not where.kind.builtin:  # objects read as the stored version (see Kind.from_wire)

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,6 +25,7 @@ import grpc
 from persys.errors import Gone, StoreUnavailable
 
 T = TypeVar("T")
+MAX_TXN_OPS = 128  # etcd's default --max-txn-ops: the most operations one transaction may hold
 
 _CHANNEL_OPTIONS = {
     # gRPC's default reconnect back-off grows to 2 minutes; etcd coming back must be noticed fast.
@@ -227,25 +229,31 @@ class Etcd:
         result = await self._call(lambda c: c.get_range(start, aetcd.utils.prefix_range_end(start)))
         return [_kv(kv) for kv in result.kvs], result.header.revision
 
-    async def page(self, prefix: str, *, start: str = "", limit: int, revision: int = 0) -> tuple[list[KV], int, bool]:
+    async def page(self, prefix: str, *, start: str = "", limit: int, revision: int = 0,
+                   keys_only: bool = False) -> tuple[list[KV], int, bool]:
         """Up to ``limit`` keys under ``prefix`` from ``start`` on (inclusive), as of ``revision`` (0: now);
-        (the keys, the revision read at, whether more follow). Gone when ``revision`` is compacted."""
+        (the keys, the revision read at, whether more follow). Gone when ``revision`` is compacted.
+        ``keys_only``: without their values (``value`` is empty), to scan names for a fraction of the bytes."""
         begin = (start or prefix).encode()
         request = aetcd.rpc.RangeRequest(key=begin, range_end=aetcd.utils.prefix_range_end(prefix.encode()),
-                                         limit=limit, revision=revision)
-
-        async def run(c: aetcd.Client) -> Any:
-            await c.connect()
-            try:
-                return await c.kvstub.Range(request, timeout=self.timeout, metadata=c.metadata)
-            except aetcd.rpc.AioRpcError as e:
-                details = e.details() or ""
-                if e.code() == aetcd.rpc.StatusCode.OUT_OF_RANGE and "compacted" in details:
-                    raise Gone(f"the list's revision {revision} is compacted: {details}") from e
-                raise
-
-        result = await self._call(run)
+                                         limit=limit, revision=revision, keys_only=keys_only)
+        result = await self._at_revision(
+            lambda c: c.kvstub.Range(request, timeout=self.timeout, metadata=c.metadata),
+            f"the list's revision {revision} is compacted")
         return [_kv(kv) for kv in result.kvs], revision or int(result.header.revision), bool(result.more)
+
+    async def get_at(self, keys: Sequence[str], revision: int) -> list[KV]:
+        """The values of ``keys`` as of ``revision``, in the order given (a key absent then is left out): one
+        transaction per ``MAX_TXN_OPS`` keys (etcd's ``--max-txn-ops``). Gone when ``revision`` is compacted."""
+        found: list[KV] = []
+        for first in range(0, len(keys), MAX_TXN_OPS):
+            request = aetcd.rpc.TxnRequest(success=[aetcd.rpc.RequestOp(request_range=aetcd.rpc.RangeRequest(
+                key=key.encode(), range_end=key.encode() + b"\0", revision=revision))
+                for key in keys[first:first + MAX_TXN_OPS]])
+            result = await self._at_revision(partial(self._txn, request),
+                                             f"the list's revision {revision} is compacted")
+            found.extend(_kv(kv) for answer in result.responses for kv in answer.response_range.kvs)
+        return found
 
     async def revision(self) -> int:
         result = await self._call(lambda c: c.get_range(b"\0", b"\0\0"))
@@ -255,18 +263,30 @@ class Etcd:
         """Raise Gone when ``revision`` is compacted: a read at it fails just as a watch from it would."""
         request = aetcd.rpc.RangeRequest(key=b"\0", range_end=b"\0\0", revision=revision, count_only=True)
 
-        async def run(c: aetcd.Client) -> None:
-            await c.connect()
+        async def read(c: aetcd.Client) -> None:
             try:
                 await c.kvstub.Range(request, timeout=self.timeout, metadata=c.metadata)
             except aetcd.rpc.AioRpcError as e:
+                if e.code() != aetcd.rpc.StatusCode.OUT_OF_RANGE or "compacted" in (e.details() or ""):
+                    raise  # a future revision is fine to watch
+        await self._at_revision(read, f"resourceVersion {revision - 1} is too old")
+
+    async def _txn(self, request: Any, c: aetcd.Client) -> Any:
+        return await c.kvstub.Txn(request, timeout=self.timeout, metadata=c.metadata)
+
+    async def _at_revision(self, rpc: Callable[[aetcd.Client], Awaitable[T]], gone: str) -> T:
+        """A raw gRPC read at a past revision; Gone (``gone``: etcd's words) when etcd has compacted it."""
+        async def run(c: aetcd.Client) -> T:
+            await c.connect()
+            try:
+                return await rpc(c)
+            except aetcd.rpc.AioRpcError as e:
                 details = e.details() or ""
                 if e.code() == aetcd.rpc.StatusCode.OUT_OF_RANGE and "compacted" in details:
-                    raise Gone(f"resourceVersion {revision - 1} is too old: {details}") from e
-                if e.code() != aetcd.rpc.StatusCode.OUT_OF_RANGE:  # a future revision is fine to watch
-                    raise
+                    raise Gone(f"{gone}: {details}") from e
+                raise
 
-        await self._call(run)
+        return await self._call(run)
 
     async def put(self, key: str, value: bytes, lease: int | None = None) -> int:
         result = await self._call(lambda c: c.put(key.encode(), value, lease=lease))

@@ -33,6 +33,7 @@ from persys.store.etcd import KV, Compare, Etcd
 from persys.store.keys import kind_prefix, object_key
 
 LEASE_SHARING = 60.0  # seconds during which objects of one TTL share a lease
+NAME_SCAN = 10_000  # keys read per etcd request while a list looks for names holding a text
 
 
 @dataclass(frozen=True)
@@ -88,18 +89,22 @@ class ObjectStore:
         return self._decode(kind, kv)
 
     async def list_wire(self, kind_name: str, namespace: str | None = None, selector: Selector | None = None, *,
-                        limit: int = 0, token: str = "") -> tuple[list[dict[str, Any]], int, str]:
+                        limit: int = 0, token: str = "",
+                        name_contains: str = "") -> tuple[list[dict[str, Any]], int, str]:
         """Like ``list``, as wire dicts (``Kind.to_wire``'s shape) built straight from etcd's JSON.
 
         The API's list path: no Resource per object, so that 10,000 objects list in well under a second.
         With ``limit`` a page of at most that many keys (a selector may keep fewer), and the token of the
         next page ("" after the last); ``token`` continues a list from the revision its first page read
-        (``persys.store.paging``), Gone once that revision is compacted.
+        (``persys.store.paging``), Gone once that revision is compacted. ``name_contains`` keeps the objects
+        whose name holds it (any case), found by scanning keys without values: only matches are read.
         """
         kind = self.registry.get(kind_name)
         prefix = kind_prefix(kind, namespace)
         following = ""
-        if limit or token:
+        if name_contains:
+            kvs, revision, following = await self._named(prefix, name_contains.lower(), limit, token)
+        elif limit or token:
             start, at = paging.decode(token, prefix) if token else ("", 0)
             kvs, revision, more = await self.etcd.page(prefix, start=start, limit=limit or paging.DEFAULT_PAGE,
                                                        revision=at)
@@ -117,6 +122,24 @@ class ObjectStore:
                 data.pop("status", None)
             items.append(data)
         return items, revision, following
+
+    async def _named(self, prefix: str, part: str, limit: int, token: str) -> tuple[list[KV], int, str]:
+        """The objects under ``prefix`` whose name holds ``part`` (lower case): up to ``limit`` of them (0: all)
+        from where ``token`` left off, the revision read at, and the next page's token ("" after the last)."""
+        start, revision = paging.decode(token, prefix) if token else ("", 0)
+        found: list[str] = []
+        while True:
+            keys, revision, more = await self.etcd.page(prefix, start=start, limit=NAME_SCAN, revision=revision,
+                                                        keys_only=True)
+            for kv in keys:
+                if part not in kv.key.rsplit("/", 1)[-1].lower():
+                    continue
+                if limit and len(found) == limit:  # one more match: the next page starts after the last one sent
+                    return await self.etcd.get_at(found, revision), revision, paging.encode(found[-1], revision)
+                found.append(kv.key)
+            if not more or not keys:
+                return await self.etcd.get_at(found, revision), revision, ""
+            start = keys[-1].key + "\0"
 
     async def list(self, kind_name: str, namespace: str | None = None,
                    selector: Selector | None = None) -> tuple[list[Resource], int]:

@@ -15,6 +15,7 @@ import binascii
 import json
 
 from persys.errors import BadRequest
+from persys.resources.names import SUBDOMAIN_MAX
 
 DEFAULT_PAGE = 500  # keys per page when a token comes without a limit, and what clients ask for
 MAX_PAGE = 10_000
@@ -46,3 +47,12 @@ def parse_limit(value: str | None) -> int:
     if not value.isdigit() or not 1 <= int(value) <= MAX_PAGE:
         raise BadRequest(f"limit: must be a whole number from 1 to {MAX_PAGE}, not {value[:40]!r}")
     return int(value)
+
+
+def parse_name_part(value: str | None) -> str:
+    """The ``nameContains`` query parameter: "" when absent, else at most a name's length; BadRequest otherwise."""
+    if not value:
+        return ""
+    if len(value) > SUBDOMAIN_MAX or not value.isprintable():
+        raise BadRequest(f"nameContains: must be printable text of at most {SUBDOMAIN_MAX} characters")
+    return value

@@ -40,7 +40,7 @@ async def fetch_page(client: ApiClient, kind: Kind, namespace: str, selector: st
 
     async def fetch(limit: int, token: str) -> tuple[list[Resource], str, str]:
         params = {"limit": str(limit), **({"labelSelector": selector} if selector else {}),
-                  **({"continue": token} if token else {})}
+                  **({"nameContains": search} if search else {}), **({"continue": token} if token else {})}
         try:
             _, data, _ = await client.request("GET", path, params=params)
         except Invalid as e:  # the one parameter of a list the user typed
@@ -48,7 +48,7 @@ async def fetch_page(client: ApiClient, kind: Kind, namespace: str, selector: st
         items = [kind.from_wire(item, copy=False) for item in data.get("items", [])]
         return items, str(data["metadata"].get("continue") or ""), str(data["metadata"]["resourceVersion"])
 
-    return await views.page(fetch, cursor, search=search)
+    return await views.page(fetch, cursor)
 
 
 async def overview(ui: Ui, request: web.Request) -> web.Response:

@@ -21,7 +21,6 @@ from persys.resources.phase import Phase
 from persys.resources.quantity import format_cpu, format_memory, parse_cpu, parse_memory
 
 PAGE_SIZE = 50  # rows a list page shows
-SCAN_CHUNK = 500  # objects read per API page while a search filters them here
 FAILING_PHASES = frozenset({Phase.FAILED, Phase.CRASH_LOOP_BACKOFF, Phase.IMAGE_PULL_BACKOFF,
                             Phase.CREATE_CONTAINER_ERROR})
 Key = str  # "namespace/name", or "name" for a cluster-scoped object
@@ -88,7 +87,7 @@ def headers(kind: Kind) -> tuple[str, ...]:
 
 
 def matches(obj: Resource, search: str) -> bool:
-    """The search box: a case-insensitive part of the object's name."""
+    """The search box: a case-insensitive part of the object's name (the API's ``nameContains``)."""
     return not search or search.lower() in obj.metadata.name.lower()
 
 
@@ -132,26 +131,24 @@ class Page:
     revision: str = ""
 
 
-async def page(fetch: Fetch, cursor: Cursor, *, size: int = PAGE_SIZE, search: str = "") -> Page:
-    """Read one page from the API: ``size`` objects, or (searching) read API pages of ``SCAN_CHUNK`` and keep
-    the matching objects until ``size`` of them are found, remembering where in an API page the next starts."""
-    chunk = SCAN_CHUNK if search else size
+async def page(fetch: Fetch, cursor: Cursor, *, size: int = PAGE_SIZE) -> Page:
+    """Read one page from the API: ``size`` objects. The API may send fewer than it was asked for (a label
+    selector drops some of a page), so read on until ``size`` are found, remembering where in an API page the
+    next page starts."""
     found = Page()
     token, skip = cursor.token, cursor.skip
     while True:
-        items, following, revision = await fetch(chunk, token)
+        items, following, revision = await fetch(size, token)
         found.revision = found.revision or revision
         for index in range(skip, len(items)):
-            if not matches(items[index], search):
-                continue
-            if len(found.items) == size:  # one more match: the next page starts here
+            if len(found.items) == size:  # one more object: the next page starts here
                 found.following = Cursor(token, index)
                 return found
             found.items.append(items[index])
         if not following:
             return found
         token, skip = following, 0
-        if len(found.items) == size and not search:
+        if len(found.items) == size:
             found.following = Cursor(token, 0)
             return found
 
