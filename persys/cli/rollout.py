@@ -22,7 +22,7 @@ from persys.cli.printing import click_echo
 from persys.cli.session import call, client_options, option
 from persys.client import ApiClient
 from persys.errors import BadRequest, NotFound, PersysError
-from persys.resources.deployments import RESTARTED_AT, template_hash
+from persys.resources.deployments import RESTARTED_AT, RolloutState, progress, template_hash
 from persys.resources.kinds import DEPLOYMENT
 from persys.resources.model import Resource, now_iso
 
@@ -65,28 +65,10 @@ def rollout() -> None:
 
 def _progress(obj: Resource) -> tuple[str | None, bool]:
     """(what to say, whether it is done) about a Deployment's rollout; raises RolloutFailed."""
-    spec, status = obj.spec, obj.status
-    name, wanted = obj.metadata.name, int(spec.get("replicas", 0))
-    conditions = {c.get("type"): c for c in status.get("conditions") or []}
-    progressing = conditions.get("Progressing") or {}
-    if progressing.get("reason") == "ProgressDeadlineExceeded":
-        raise RolloutFailed(f'deployment "{name}" exceeded its progress deadline: {progressing.get("message", "")}')
-    if int(status.get("observedGeneration") or 0) < obj.metadata.generation:
-        return "Waiting for the deployment spec update to be observed...", False
-    if spec.get("paused"):
-        return f'deployment "{name}" is paused; resume it to continue (persys rollout resume deployment {name})', False
-    updated, total = int(status.get("updatedReplicas") or 0), int(status.get("replicas") or 0)
-    available = int(status.get("availableReplicas") or 0)
-    if updated < wanted:
-        return (f'Waiting for deployment "{name}" rollout to finish: {updated} out of {wanted} new replicas '
-                "have been updated..."), False
-    if total > updated:
-        return (f'Waiting for deployment "{name}" rollout to finish: {total - updated} old replicas are pending '
-                "termination..."), False
-    if available < updated:
-        return (f'Waiting for deployment "{name}" rollout to finish: {available} of {updated} updated replicas '
-                "are available..."), False
-    return f'deployment "{name}" successfully rolled out', True
+    found = progress(obj)
+    if found.state == RolloutState.STALLED:
+        raise RolloutFailed(found.message)
+    return found.message, found.state == RolloutState.COMPLETE
 
 
 @rollout.command()

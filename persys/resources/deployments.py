@@ -9,6 +9,8 @@ What is pure about a Deployment lives here, beside its schema, so that the contr
   rounds up, unavailable down; both 0 means one may be unavailable, or nothing could ever move).
 - the checks a spec must pass beyond its schema, each naming its field: the selector must match
   the template's labels, a percentage is 0–100%, the template is a valid Workload spec.
+- ``progress``: where a rollout stands, in the words of ``kubectl rollout status`` (the CLI and the
+  dashboard both say it).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import json
 import math
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from persys.errors import Cause
@@ -176,3 +180,58 @@ def deployment_kind(workload_spec: Schema, workload_checks: Callable[[dict[str, 
             ("PROGRESSING", lambda o: _condition(o, "Progressing")),
         ),
     )
+
+
+class RolloutState(StrEnum):
+    WAITING = "Waiting"  # the controller has not seen the latest spec yet
+    PAUSED = "Paused"
+    PROGRESSING = "Progressing"
+    COMPLETE = "Complete"
+    STALLED = "Stalled"  # it missed its progress deadline
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a Deployment's rollout stands: its state, what ``persys rollout status`` says, and the counts."""
+
+    state: RolloutState
+    message: str
+    desired: int
+    updated: int
+    ready: int
+    available: int
+    total: int  # replicas of every revision
+    revision: int
+
+    def percent(self, count: int) -> int:
+        return min(100, round(100 * count / self.desired)) if self.desired else 100
+
+
+def progress(obj: Resource) -> Progress:
+    """The rollout of Deployment ``obj``, as its status and conditions tell it."""
+    spec, status = obj.spec, obj.status
+    name, wanted = obj.metadata.name, int(spec.get("replicas", 0))
+    updated, total = int(status.get("updatedReplicas") or 0), int(status.get("replicas") or 0)
+    available = int(status.get("availableReplicas") or 0)
+    counts = (wanted, updated, int(status.get("readyReplicas") or 0), available, total,
+              int(status.get("currentRevision") or 0))
+    conditions: list[dict[str, Any]] = status.get("conditions") or []
+    progressing = next((c for c in conditions if c.get("type") == "Progressing"), {})
+    if progressing.get("reason") == "ProgressDeadlineExceeded":
+        return Progress(RolloutState.STALLED, f'deployment "{name}" exceeded its progress deadline: '
+                        f'{progressing.get("message", "")}', *counts)
+    if int(status.get("observedGeneration") or 0) < obj.metadata.generation:
+        return Progress(RolloutState.WAITING, "Waiting for the deployment spec update to be observed...", *counts)
+    if spec.get("paused"):
+        return Progress(RolloutState.PAUSED, f'deployment "{name}" is paused; resume it to continue '
+                        f"(persys rollout resume deployment {name})", *counts)
+    if updated < wanted:
+        return Progress(RolloutState.PROGRESSING, f'Waiting for deployment "{name}" rollout to finish: {updated} '
+                        f"out of {wanted} new replicas have been updated...", *counts)
+    if total > updated:
+        return Progress(RolloutState.PROGRESSING, f'Waiting for deployment "{name}" rollout to finish: '
+                        f"{total - updated} old replicas are pending termination...", *counts)
+    if available < updated:
+        return Progress(RolloutState.PROGRESSING, f'Waiting for deployment "{name}" rollout to finish: '
+                        f"{available} of {updated} updated replicas are available...", *counts)
+    return Progress(RolloutState.COMPLETE, f'deployment "{name}" successfully rolled out', *counts)

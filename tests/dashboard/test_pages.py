@@ -240,3 +240,81 @@ async def test_a_workload_not_yet_on_a_node_says_why_it_has_no_logs(
                 assert page.status == 200 and "is not scheduled to a node yet" in await page.text()
             async with browser.get(gateway.url + "/ui/workloads/logs/missing") as page:
                 assert page.status == 404 and "missing" in await page.text()
+
+
+async def test_the_nodes_page_is_kept_live(gateway: Gateway, api: RunningApi, github: FakeGitHub) -> None:
+    async with api.client() as admin:
+        await bind(admin, "octocat", "view")
+        await admin.apply_raw({"apiVersion": "persys.dev/v1", "kind": "Node", "metadata": {"name": "live-n1"},
+                               "spec": {"address": "127.0.0.1:9"}})
+        async with await web_login(gateway.url, api.pki.ca_cert, github, OCTOCAT) as browser:
+            async with browser.get(gateway.url + "/ui/nodes") as page:
+                assert 'data-live="/ui/live/nodes"' in await page.text()
+            async with browser.get(gateway.url + "/ui/live/nodes") as stream:
+                first = await next_event(stream, lambda name, data: name == "html")
+                assert first["target"] == "nodes" and 'data-key="live-n1"' in first["html"]
+                placed = workload("late", "nodes-live")
+                placed["spec"].update(nodeName="live-n1", resources={"cpu": "250m"})
+                await admin.apply_raw(placed)
+                await next_event(stream, lambda name, data: "nodes-live/late" in data.get("html", ""))
+                await admin.update_status("Node", "live-n1", {"allocatable": {"cpu": "1"}, "conditions": [
+                    {"type": "Ready", "status": "True", "reason": "AgentReady"}]}, namespace="")
+                ready = await next_event(stream, lambda name, data: "250m of 1" in data.get("html", ""))
+                section = ready["html"][ready["html"].index('data-key="live-n1"'):]
+                assert "NotReady" not in section.split("</h2>")[0]
+
+
+def replica(name: str, owner_uid: str, revision: str) -> dict[str, Any]:
+    obj = workload(name, "deploy", app="web", **{"persys.dev/template-hash": revision})
+    if owner_uid:
+        obj["metadata"]["ownerReferences"] = [{"apiVersion": "persys.dev/v1", "kind": "Deployment",
+                                               "name": "web", "uid": owner_uid, "controller": True}]
+    return obj
+
+
+async def test_deployments_show_their_rollout_replicas_and_history_live(
+        gateway: Gateway, api: RunningApi, github: FakeGitHub) -> None:
+    async with api.client() as admin:
+        await bind(admin, "octocat", "view")
+        created, _ = await admin.apply_raw({
+            "apiVersion": "persys.dev/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "deploy"},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                     "template": {"metadata": {"labels": {"app": "web"}},
+                                  "spec": {"image": "persys/busybox:local", "command": ["sleep", "60"]}}}})
+        uid = created.metadata.uid
+        for name, owner, revision in [("web-new1", uid, "aaaaaaaaaa"), ("web-new2", uid, "aaaaaaaaaa"),
+                                      ("web-old1", uid, "bbbbbbbbbb"), ("web-stray", "", "aaaaaaaaaa")]:
+            await admin.apply_raw(replica(name, owner, revision))
+            await admin.update_status("Workload", name, {"phase": "Running"}, namespace="deploy")
+        revisions = [{"revision": 1, "templateHash": "bbbbbbbbbb", "available": True},
+                     {"revision": 2, "templateHash": "aaaaaaaaaa", "available": False,
+                      "changeCause": "image bump"}]
+        status = {"observedGeneration": 1, "replicas": 3, "updatedReplicas": 2, "readyReplicas": 3,
+                  "availableReplicas": 3, "templateHash": "aaaaaaaaaa", "currentRevision": 2, "revisions": revisions}
+        await admin.update_status("Deployment", "web", status, namespace="deploy")
+        async with await web_login(gateway.url, api.pki.ca_cert, github, OCTOCAT) as browser:
+            async with browser.get(gateway.url + "/ui/deployments?namespace=deploy") as page:
+                html = await page.text()
+            assert page.status == 200 and names(html) == ["web"] and 'data-state="Progressing"' in html
+            assert 'href="/ui/deployments/deploy/web"' in html and 'aria-current="page">Deployments' in html
+            async with browser.get(gateway.url + "/ui/deployments/deploy/web") as page:
+                html = await page.text()
+            assert page.status == 200 and "1 old replicas are pending termination" in html
+            replicas = html[html.index('id="replicas"'):html.index('id="history"')]
+            assert re.findall(r'data-key="deploy/([^"]+)"', replicas) == ["web-new1", "web-new2", "web-old1"]
+            assert "image bump" in html and "(current)" in html
+            live = re.search(r'data-live="([^"]+)"', html)
+            assert live is not None
+            async with browser.get(gateway.url + live.group(1).replace("&amp;", "&")) as stream:
+                first = await next_event(stream, lambda name, data: data.get("target") == "replicas")
+                assert "web-old1" in first["html"] and "web-stray" not in first["html"]
+                await admin.delete("Workload", "web-old1", namespace="deploy")
+                await admin.update_status("Deployment", "web", {**status, "replicas": 2, "readyReplicas": 2,
+                                                                "availableReplicas": 2}, namespace="deploy")
+                done = await next_event(stream, lambda name, data: data.get("target") == "summary"
+                                        and "successfully rolled out" in data["html"])
+                assert 'data-state="Complete"' in done["html"]
+                await next_event(stream, lambda name, data: data.get("target") == "replicas"
+                                 and "web-old1" not in data["html"] and "web-new2" in data["html"])
+            async with browser.get(gateway.url + "/ui/deployments/deploy/nothing") as page:
+                assert page.status == 404 and "nothing" in await page.text()

@@ -12,7 +12,8 @@ from persys.errors import BadRequest
 from persys.gateway.dashboard import views
 from persys.resources import Resource
 from persys.resources.definitions import from_description
-from persys.resources.kinds import NODE, WORKLOAD
+from persys.resources.kinds import DEPLOYMENT, NODE, WORKLOAD
+from persys.resources.model import OwnerReference
 
 
 def wl(name: str, namespace: str = "default", **status: Any) -> Resource:
@@ -172,3 +173,49 @@ def test_node_usage_counts_the_requests_of_the_workloads_bound_to_each_node() ->
     assert [w.metadata.name for w in n1.workloads] == ["a", "b"]
     assert (n2.ready, n2.cpu, n2.memory, n2.memory_text) == (False, 1000, None, "64Mi of no limit")
     assert n3.workloads == [] and n3.percent(0, None) == 0
+
+
+def deployment(**status: Any) -> Resource:
+    obj = DEPLOYMENT.parse({"kind": "Deployment", "metadata": {"name": "web", "namespace": "prod", "uid": "d-1"},
+                            "spec": {"replicas": 4, "selector": {"matchLabels": {"app": "web"}},
+                                     "template": {"metadata": {"labels": {"app": "web"}},
+                                                  "spec": {"image": "busybox"}}}})
+    obj.status.update({"observedGeneration": obj.metadata.generation, **status})
+    return obj
+
+
+def test_a_deployment_row_links_to_its_page_and_shows_its_rollout() -> None:
+    obj = deployment(replicas=4, updatedReplicas=1, availableReplicas=3)
+    row = views.row(DEPLOYMENT, obj)
+    assert views.headers(DEPLOYMENT)[-1] == "ROLLOUT" and row.cells[-1] == "Progressing"
+    assert len(row.cells) == len(views.headers(DEPLOYMENT))
+    assert row.href == "/ui/deployments/prod/web" and row.progress is not None and row.progress.percent(1) == 25
+
+
+def owned(name: str, revision: str, owner: str = "d-1", controller: bool = True, **status: Any) -> Resource:
+    obj = wl(name, "prod", **status)
+    obj.metadata.labels["persys.dev/template-hash"] = revision
+    obj.metadata.ownerReferences = [OwnerReference("persys.dev/v1", "Deployment", "web", owner, controller)]
+    return obj
+
+
+@pytest.mark.parametrize(("why", "workload", "shown", "current", "ready"), [
+    ("current revision, running, no probe", owned("b", "new", phase="Running"), True, True, True),
+    ("old revision", owned("a", "old", phase="Running"), True, False, True),
+    ("ready condition wins over the phase", owned("c", "new", phase="Running", conditions=[
+        {"type": "Ready", "status": "False"}]), True, True, False),
+    ("pending", owned("d", "new"), True, True, False),
+    ("another deployment's", owned("e", "new", owner="d-2"), False, False, False),
+    ("owned but not controlled", owned("f", "new", controller=False), False, False, False),
+    ("no owner", wl("g", "prod"), False, False, False),
+])
+def test_replicas(why: str, workload: Resource, shown: bool, current: bool, ready: bool) -> None:
+    found = views.replicas(deployment(templateHash="new"), [workload])
+    assert bool(found) is shown, why
+    if found:
+        assert (found[0].current, found[0].ready) == (current, ready), why
+
+
+def test_replicas_list_the_current_revision_first() -> None:
+    found = views.replicas(deployment(templateHash="new"), [owned("a", "old"), owned("z", "new"), owned("m", "new")])
+    assert [r.name for r in found] == ["m", "z", "a"]

@@ -37,9 +37,11 @@ class Dashboard:
         get: list[tuple[str, Route]] = [
             ("/ui/", pages.overview), ("/ui/workloads", pages.workloads),
             ("/ui/workloads/{namespace}/{name}", pages.workload), ("/ui/nodes", pages.nodes),
+            ("/ui/deployments", pages.deployments), ("/ui/deployments/{namespace}/{name}", pages.deployment),
             ("/ui/kinds", pages.kinds), ("/ui/kinds/{group}/{plural}", pages.custom_list),
             ("/ui/kinds/{group}/{plural}/{namespace}/{name}", pages.custom_object),
-            ("/ui/live/overview", streams.overview), ("/ui/live/list/{group}/{plural}", streams.list_rows),
+            ("/ui/live/overview", streams.overview), ("/ui/live/nodes", streams.nodes),
+            ("/ui/live/list/{group}/{plural}", streams.list_rows),
             ("/ui/live/object/{group}/{plural}/{namespace}/{name}", streams.object_panels),
             ("/ui/live/logs/{namespace}/{name}", streams.logs),
         ]

@@ -18,6 +18,7 @@ from persys.errors import Cause, Invalid, NotFound, PersysError
 from persys.gateway.dashboard import views
 from persys.gateway.dashboard.site import Ui, namespace_arg, page_errors
 from persys.resources import Kind, Resource
+from persys.resources.deployments import progress
 from persys.resources.registry import CORE_GROUP
 
 LOG_TAIL = 200
@@ -62,6 +63,12 @@ async def workloads(ui: Ui, request: web.Request) -> web.Response:
     return await _list(ui, request, claims, client.registry.get("Workload"), "/ui/workloads")
 
 
+async def deployments(ui: Ui, request: web.Request) -> web.Response:
+    claims = await ui.page_caller(request)
+    client = await ui.client(claims)
+    return await _list(ui, request, claims, client.registry.get("Deployment"), "/ui/deployments")
+
+
 async def custom_list(ui: Ui, request: web.Request) -> web.Response:
     claims = await ui.page_caller(request)
     client = await ui.client(claims)
@@ -89,7 +96,8 @@ async def _list(ui: Ui, request: web.Request, claims: Any, kind: Kind, base: str
     live = {**filters, "rv": found.revision, "first": "1" if first_page else "0", "last": "1" if last_page else "0",
             "low": rows[0].key if rows else "", "high": rows[-1].key if rows else ""}
     following = f"{base}?{urlencode({**filters, 'continue': found.following.encode()})}" if found.following else ""
-    return ui.render("list.html", claims, nav="workloads" if views.has_logs(kind) else "kinds", kind=kind,
+    nav = "workloads" if views.has_logs(kind) else "deployments" if views.is_deployment(kind) else "kinds"
+    return ui.render("list.html", claims, nav=nav, kind=kind,
                      headers=views.headers(kind), logs_column=views.has_logs(kind), rows=rows, filters=filters,
                      base=base, page_size=views.PAGE_SIZE,
                      first=f"{base}?{urlencode(filters)}" if not first_page else "", following=following,
@@ -120,6 +128,28 @@ async def workload(ui: Ui, request: web.Request) -> web.Response:
                      follow=f"/ui/live/logs/{namespace}/{name}")
 
 
+async def deployment(ui: Ui, request: web.Request) -> web.Response:
+    claims = await ui.page_caller(request)
+    client = await ui.client(claims)
+    namespace, name = request.match_info["namespace"], request.match_info["name"]
+    try:
+        obj = await client.get("Deployment", name, namespace)
+        workloads, _ = await client.list("Workload", namespace, replica_selector(obj))
+        events = await related_events(client, obj)
+    except PersysError as e:
+        return page_errors(ui, claims, e)
+    return ui.render("deployment.html", claims, nav="deployments", obj=obj, rollout=progress(obj),
+                     replicas=views.replicas(obj, workloads), events=events,
+                     live=f"/ui/live/object/{CORE_GROUP}/deployments/{namespace}/{name}?"
+                          f"{urlencode({'rv': obj.metadata.resourceVersion})}")
+
+
+def replica_selector(deployment: Resource) -> str:
+    """The label selector of a Deployment's Workloads (``spec.selector.matchLabels``), as ``-l`` writes it."""
+    labels = (deployment.spec.get("selector") or {}).get("matchLabels") or {}
+    return ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
+
+
 async def custom_object(ui: Ui, request: web.Request) -> web.Response:
     claims = await ui.page_caller(request)
     client = await ui.client(claims)
@@ -146,7 +176,7 @@ async def nodes(ui: Ui, request: web.Request) -> web.Response:
     except PersysError as e:
         return page_errors(ui, claims, e)
     usage = views.node_usage([(n, node_ready(n)) for n in found], placed)
-    return ui.render("nodes.html", claims, nav="nodes", nodes=usage, shown=50)
+    return ui.render("nodes.html", claims, nav="nodes", nodes=usage, shown=views.NODE_WORKLOADS_SHOWN)
 
 
 async def kinds(ui: Ui, request: web.Request) -> web.Response:

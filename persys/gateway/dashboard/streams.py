@@ -5,9 +5,13 @@
   an object in that range sends the row re-rendered (``row``), a delete sends ``gone``.
 - ``/ui/live/object/{group}/{plural}/{namespace}/{name}``: one object's panels (``html``) and its new
   Events (``event``).
+  A Deployment's also re-renders its replicas (``html``, target ``replicas``) from a list and a watch
+  of its Workloads.
 - ``/ui/live/overview``: workloads by phase, failing workloads and nodes Ready/NotReady from one list
   and then a watch of each kind (``html``, at most once a second), and the reconciler's statistics
   every ``STATS_SECONDS`` for the chart (``sample``).
+- ``/ui/live/nodes``: the nodes page (``html``, at most once a second), from a list and a watch of
+  Nodes and of Workloads.
 - ``/ui/live/logs/{namespace}/{name}``: a workload's log, followed (``line``).
 """
 
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -23,11 +28,47 @@ from persys.controllers.conditions import node_ready
 from persys.errors import BadRequest
 from persys.gateway.dashboard import views
 from persys.gateway.dashboard.live import EventStream, follow, run
-from persys.gateway.dashboard.pages import kind_at, permissions
+from persys.gateway.dashboard.pages import kind_at, permissions, replica_selector
 from persys.gateway.dashboard.site import Ui, namespace_arg
+from persys.resources import Resource
+from persys.resources.deployments import progress
 
 STATS_SECONDS = 5.0
-CENSUS_SECONDS = 1.0  # the overview's counts are sent at most this often
+CENSUS_SECONDS = 1.0  # the overview's counts, the nodes page and a Deployment's replicas: at most this often
+Render = Callable[[], list[tuple[str, str]]]  # (target, html) of each panel to send
+
+
+async def mirror(client: ApiClient, kind: str, namespace: str | None, apply: Callable[[str, Resource], None],
+                 changed: asyncio.Event, *, selector: str = "") -> None:
+    """Keep a copy of a collection: list it, then follow its watch; ``apply`` each object, ``changed`` after."""
+    found, revision = await client.list(kind, namespace, selector)
+    for obj in found:
+        apply("ADDED", obj)
+    changed.set()
+    async for item in follow(client, kind, namespace, revision, selector=selector):
+        if item.object is not None:
+            apply(item.type, item.object)
+            changed.set()
+
+
+def keep(objects: dict[views.Key, Resource]) -> Callable[[str, Resource], None]:
+    """An ``apply`` for ``mirror`` that keeps the objects by key."""
+    def apply(event: str, obj: Resource) -> None:
+        if event == "DELETED":
+            objects.pop(views.key_of(obj), None)
+        else:
+            objects[views.key_of(obj)] = obj
+    return apply
+
+
+async def publish(stream: EventStream, changed: asyncio.Event, render: Render) -> None:
+    """Send the panels ``render`` makes whenever ``changed`` is set, at most once every CENSUS_SECONDS."""
+    while True:
+        await changed.wait()
+        changed.clear()
+        for target, html in render():
+            await stream.send("html", {"target": target, "html": html})
+        await asyncio.sleep(CENSUS_SECONDS)
 
 
 async def list_rows(ui: Ui, request: web.Request) -> web.StreamResponse:
@@ -70,8 +111,9 @@ async def object_panels(ui: Ui, request: web.Request) -> web.StreamResponse:
     revision = request.query.get("rv", "")
     if not revision.isdigit():
         raise BadRequest(f"rv: must be the object's resourceVersion, not {revision!r}")
-    workload = views.has_logs(kind)
+    workload, deployment = views.has_logs(kind), views.is_deployment(kind)
     may = await permissions(client, namespace) if workload else {}
+    latest = [await client.get(kind.kind, name, namespace)] if deployment else []
     stream = await EventStream(request).open()
 
     async def watch_object() -> None:
@@ -85,10 +127,21 @@ async def object_panels(ui: Ui, request: web.Request) -> web.StreamResponse:
             if workload:
                 panels = [("summary", ui.fragment("workload_summary", obj)),
                           ("actions", ui.fragment("workload_actions", obj, may))]
+            elif deployment:
+                latest[0] = obj
+                replicas_changed.set()  # which replicas are of the current revision may have changed
+                panels = [("summary", ui.fragment("deployment_summary", obj, progress(obj))),
+                          ("history", ui.fragment("revision_history", obj))]
             else:
                 panels = [("summary", ui.fragment("object_summary", obj, views.summary(kind, obj)))]
             for target, html in [*panels, ("body", ui.fragment("object_body", obj))]:
                 await stream.send("html", {"target": target, "html": html})
+
+    replicas_changed = asyncio.Event()
+    workloads: dict[views.Key, Resource] = {}
+
+    def replicas() -> list[tuple[str, str]]:
+        return [("replicas", ui.fragment("replica_table", views.replicas(latest[0], workloads.values())))]
 
     async def watch_events() -> None:
         async for item in follow(client, "Event", namespace or None, revision):
@@ -99,7 +152,12 @@ async def object_panels(ui: Ui, request: web.Request) -> web.StreamResponse:
                 html = ui.fragment("event_row", event)
                 await stream.send("event", {"key": views.key_of(event), "html": html})
 
-    return await run(stream, watch_object(), watch_events())
+    if not deployment:
+        return await run(stream, watch_object(), watch_events())
+    selector = replica_selector(latest[0])
+    return await run(stream, watch_object(), watch_events(),
+                     mirror(client, "Workload", namespace, keep(workloads), replicas_changed, selector=selector),
+                     publish(stream, replicas_changed, replicas))
 
 
 async def overview(ui: Ui, request: web.Request) -> web.StreamResponse:
@@ -109,34 +167,28 @@ async def overview(ui: Ui, request: web.Request) -> web.StreamResponse:
     census = views.Census()
     changed = asyncio.Event()
 
-    async def workloads() -> None:
-        found, revision = await client.list("Workload", None)
-        for obj in found:
-            census.workload("ADDED", obj)
-        changed.set()
-        async for item in follow(client, "Workload", None, revision):
-            if item.object is not None:
-                census.workload(item.type, item.object)
-                changed.set()
+    def census_html() -> list[tuple[str, str]]:
+        return [("census", ui.fragment("census", census))]
 
-    async def nodes() -> None:
-        found, revision = await client.list("Node", None)
-        for obj in found:
-            census.node("ADDED", obj, node_ready(obj))
-        changed.set()
-        async for item in follow(client, "Node", None, revision):
-            if item.object is not None:
-                census.node(item.type, item.object, node_ready(item.object))
-                changed.set()
+    return await run(stream, mirror(client, "Workload", None, census.workload, changed),
+                     mirror(client, "Node", None, lambda event, obj: census.node(event, obj, node_ready(obj)), changed),
+                     publish(stream, changed, census_html), stats(client, stream))
 
-    async def publish() -> None:
-        while True:
-            await changed.wait()
-            changed.clear()
-            await stream.send("html", {"target": "census", "html": ui.fragment("census", census)})
-            await asyncio.sleep(CENSUS_SECONDS)
 
-    return await run(stream, workloads(), nodes(), publish(), stats(client, stream))
+async def nodes(ui: Ui, request: web.Request) -> web.StreamResponse:
+    claims = await ui.caller(request)
+    client = await ui.client(claims)
+    stream = await EventStream(request).open()
+    found: dict[views.Key, Resource] = {}
+    placed: dict[views.Key, Resource] = {}
+    changed = asyncio.Event()
+
+    def nodes_html() -> list[tuple[str, str]]:
+        usage = views.node_usage([(n, node_ready(n)) for n in found.values()], placed.values())
+        return [("nodes", ui.fragment("node_list", usage, views.NODE_WORKLOADS_SHOWN))]
+
+    return await run(stream, mirror(client, "Node", None, keep(found), changed),
+                     mirror(client, "Workload", None, keep(placed), changed), publish(stream, changed, nodes_html))
 
 
 async def stats(client: ApiClient, stream: EventStream) -> None:

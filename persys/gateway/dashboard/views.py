@@ -17,10 +17,12 @@ from typing import Any
 
 from persys.errors import BadRequest
 from persys.resources import Kind, Resource
+from persys.resources.deployments import TEMPLATE_HASH_LABEL, Progress, progress
 from persys.resources.phase import Phase
 from persys.resources.quantity import format_cpu, format_memory, parse_cpu, parse_memory
 
 PAGE_SIZE = 50  # rows a list page shows
+NODE_WORKLOADS_SHOWN = 50  # workloads the nodes page names under each node; the rest are counted
 FAILING_PHASES = frozenset({Phase.FAILED, Phase.CRASH_LOOP_BACKOFF, Phase.IMAGE_PULL_BACKOFF,
                             Phase.CREATE_CONTAINER_ERROR})
 Key = str  # "namespace/name", or "name" for a cluster-scoped object
@@ -49,12 +51,15 @@ class Row:
     phase: str = ""
     failing: bool = False
     logs: str = ""  # a workload's logs, one click away
+    progress: Progress | None = None  # a Deployment's rollout
 
 
 def object_href(kind: Kind, obj: Resource) -> str:
     namespace = obj.metadata.namespace or "-"
     if has_logs(kind):
         return f"/ui/workloads/{namespace}/{obj.metadata.name}"
+    if is_deployment(kind):
+        return f"/ui/deployments/{namespace}/{obj.metadata.name}"
     return f"/ui/kinds/{kind.group}/{kind.plural}/{namespace}/{obj.metadata.name}"
 
 
@@ -64,6 +69,9 @@ def row(kind: Kind, obj: Resource) -> Row:
     if kind.namespaced:
         cells = (obj.metadata.namespace, *cells)
     href = object_href(kind, obj)
+    if is_deployment(kind):
+        rollout = progress(obj)
+        return Row(key_of(obj), href, (*cells, rollout.state.value), progress=rollout)
     if not has_logs(kind):
         return Row(key_of(obj), href, cells)
     bad = failing(obj)
@@ -76,6 +84,11 @@ def has_logs(kind: Kind) -> bool:
     return kind.kind == "Workload" and kind.builtin
 
 
+def is_deployment(kind: Kind) -> bool:
+    """Whether objects of ``kind`` are Deployments (with a rollout and replicas)."""
+    return kind.kind == "Deployment" and kind.builtin
+
+
 def summary(kind: Kind, obj: Resource) -> list[tuple[str, str]]:
     """An object's printer columns as (header, value): the top of its page."""
     return [(header, render(obj)) for header, render in kind.columns]
@@ -83,7 +96,50 @@ def summary(kind: Kind, obj: Resource) -> list[tuple[str, str]]:
 
 def headers(kind: Kind) -> tuple[str, ...]:
     names = tuple(name for name, _ in kind.columns)
+    if is_deployment(kind):
+        names = (*names, "ROLLOUT")
     return ("NAMESPACE", *names) if kind.namespaced else names
+
+
+# -- a Deployment's replicas --
+
+@dataclass(frozen=True)
+class Replica:
+    """One Workload of a Deployment: the revision it runs (its template hash), its phase, and whether it is
+    ready and failing."""
+
+    name: str
+    namespace: str
+    revision: str
+    current: bool  # of the Deployment's current template
+    phase: str
+    ready: bool
+    node: str
+    failing: bool
+
+
+def replicas(deployment: Resource, workloads: Iterable[Resource]) -> list[Replica]:
+    """The Workloads ``deployment`` controls (an owner reference to its uid marked controller), current
+    revision first, then by name."""
+    current = str(deployment.status.get("templateHash") or "")
+    found = []
+    for w in workloads:
+        if not any(ref.controller and ref.uid == deployment.metadata.uid for ref in w.metadata.ownerReferences):
+            continue
+        revision = w.metadata.labels.get(TEMPLATE_HASH_LABEL, "")
+        found.append(Replica(w.metadata.name, w.metadata.namespace, revision, bool(current) and revision == current,
+                             str(w.status.get("phase") or Phase.PENDING), _ready(w),
+                             str(w.status.get("nodeName") or w.spec.get("nodeName") or ""), failing(w)))
+    return sorted(found, key=lambda r: (not r.current, r.name))
+
+
+def _ready(workload: Resource) -> bool:
+    """Ready as the Deployment controller counts it (``persys.deployments.rollout.is_ready``): its Ready
+    condition, or running when it has none (no readiness probe)."""
+    condition = next((c for c in workload.status.get("conditions") or [] if c.get("type") == "Ready"), None)
+    if condition is not None:
+        return bool(condition.get("status") == "True")
+    return workload.status.get("phase") == Phase.RUNNING
 
 
 def matches(obj: Resource, search: str) -> bool:
