@@ -37,7 +37,8 @@ from persys.agentd.daemon import Agent, node_tls
 from persys.agentd.launcher import Credentials, LaunchSettings, build_agents
 from persys.api.audit.auditor import Auditor, AuditSettings
 from persys.api.context import ApiContext
-from persys.api.server import ApiServer, tls_from_home
+from persys.api.server import ApiServer, server_certificate, tls_from_home
+from persys.controllers.config import ControllersConfig
 from persys.controllers.dnsregistrar import dns_registrar
 from persys.controllers.manager import build_manager
 from persys.dns.registration import register_api_server
@@ -89,6 +90,7 @@ class UpConfig:
     audit: AuditSettings | None = None  # None: the default policy, files under home/audit
     gateway_port: int | None = None  # the gateway's HTTPS port (persys up's flag defaults to 8443); None: none
     github: GitHubSettings = field(default_factory=GitHubSettings)
+    certificate_seconds: float = pki.CERT_SECONDS  # what `up` issues and the csr-signer signs; renewed at 2/3
 
     @property
     def paths(self) -> HomePaths:
@@ -117,16 +119,16 @@ async def check_docker() -> str:
 
 def prepare_home(config: UpConfig) -> HomePaths:
     """PKI, HMAC secret, the local node's certificate and a config.yaml that points at this API."""
-    paths = pki.init(config.home, server=config.server_url)
+    paths = pki.init(config.home, server=config.server_url, lifetime=config.certificate_seconds)
     pki.write_config(paths, config.server_url, force=True)
     settings = yaml.safe_load(paths.config.read_text()) or {}
     settings.update(dns=f"{LOCALHOST}:{config.dns_port}", zone=config.zone)  # the CLI discovers API servers
     partial = paths.config.with_suffix(".tmp")
     partial.write_text(yaml.safe_dump(settings, sort_keys=False))
     partial.replace(paths.config)  # atomic: a CLI started meanwhile never reads half a file
-    pki.issue(paths, f"node-{config.node_name}", "agents")
+    pki.issue(paths, f"node-{config.node_name}", "agents", lifetime=config.certificate_seconds)
     if config.gateway_port is not None:
-        pki.issue(paths, "gateway", "gateway")
+        pki.issue(paths, "gateway", "gateway", lifetime=config.certificate_seconds)
     return paths
 
 
@@ -216,7 +218,7 @@ class Cluster:
         auditor.set_cluster(self.cluster_id)
         api = ApiServer(ApiContext(self.etcd, hmac_secret=secret, audit=auditor), tls_from_home(config.home),
                         listen=(LOCALHOST, config.http_port), secure_listen=(LOCALHOST, config.api_port),
-                        etcd_state=self.etcd_child.state)
+                        etcd_state=self.etcd_child.state, certificate=server_certificate(config.home))
         await api.start(supervisor)
         await register_api_server(self.etcd, config.zone, LOCALHOST, config.api_port, supervisor=supervisor)
         await DnsServer(self.etcd, config.zone, LOCALHOST, config.dns_port).start(supervisor)
@@ -226,7 +228,8 @@ class Cluster:
         if config.gateway_port is not None:
             self.gateway = Gateway(GatewayConfig(
                 home=config.home, servers=(config.server_url,), listen=(LOCALHOST, config.gateway_port),
-                dns=f"{LOCALHOST}:{config.dns_port}", zone=config.zone, github=config.github))
+                dns=f"{LOCALHOST}:{config.dns_port}", zone=config.zone, github=config.github,
+                certificate_seconds=config.certificate_seconds))
             await self.gateway.start(supervisor)
         self.ready.set()
         if self.announce is not None:
@@ -249,6 +252,7 @@ class Cluster:
         """One manager per run, so that a restart after a crash starts from a clean one."""
         config = self.config
         await build_manager(self.etcd_server.url, home=config.home, listen=f"{LOCALHOST}:{config.controllers_port}",
+                            config=ControllersConfig(certificate_seconds=config.certificate_seconds),
                             extra=[dns_registrar(config.zone)]).run()
 
     def _agent(self) -> Agent:

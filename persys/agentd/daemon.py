@@ -25,13 +25,14 @@ from persys.agentd.events import EventHub
 from persys.agentd.executor import Executor
 from persys.agentd.node import NodeRegistration
 from persys.agentd.prober import ProbeHost, Prober
-from persys.agentd.renewal import CertificateRenewer
 from persys.agentd.runtime import Runtime
 from persys.agentd.server import make_app
 from persys.httpedge import GuardedSite, app_runner
 from persys.observability.logging import get_logger
+from persys.renewal import CertificateRenewer
 from persys.runtime.supervisor import Component, Named, Service, health_response
 from persys.security.hmac import Verifier
+from persys.security.tls import presenting
 
 log = get_logger("agent")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -98,15 +99,10 @@ class Agent(Component):
         return services
 
     def _renewer(self, registration: NodeRegistration) -> CertificateRenewer:
-        """Renews the node certificate at 2/3 of its lifetime; reloads it into the listener and the API client."""
+        """Renews the node certificate at 2/3 of its lifetime (its listener and API client then present it)."""
         assert self.config.certificate is not None
         cert, key, ca = self.config.certificate
-
-        def reload() -> list[ssl.SSLContext]:
-            registration.api.reload_certificate(cert, key)
-            return [self.config.tls] if self.config.tls is not None else []
-
-        return CertificateRenewer(self.config.name, cert, key, ca, lambda: registration.api.server, reload)
+        return CertificateRenewer(f"node-{self.config.name}", cert, key, ca, lambda: registration.api.server)
 
     async def open(self) -> None:
         await self.runtime.open()
@@ -144,7 +140,6 @@ class Agent(Component):
 def node_tls(cert: Path, key: Path) -> ssl.SSLContext:
     """The server context of an agent's HTTPS listener: its node certificate. Callers show no
     certificate: the HMAC signature is what authenticates them."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(str(cert), str(key))
+    context = presenting(ssl.create_default_context(ssl.Purpose.CLIENT_AUTH), cert, key)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     return context

@@ -17,12 +17,12 @@ from pathlib import Path
 from persys.agentd.daemon import Agent, AgentConfig
 from persys.agentd.events import EventHub
 from persys.agentd.node import NodeRegistration
-from persys.agentd.renewal import finish_swap
 from persys.agentd.runtime import Runtime
 from persys.agentd.simulated import SimulatedRuntime, SimulationConfig
 from persys.client.api import ApiClient
 from persys.client.discovery import pick_api_server
 from persys.observability.logging import get_logger
+from persys.renewal import finish_swap
 
 log = get_logger("agent")
 

@@ -12,10 +12,11 @@
 - ``GET /bootstrap/node-config``: for agents, over mTLS: the HMAC secret the controllers sign their calls
   with and the cluster id, which a joined node needs to run as any other.
 
-A node renewing its certificate calls the same two CSR routes over mTLS with its current certificate and
-no token: the CSR records it as ``username`` (its CN) and ``requester`` (its role and SANs), and it reads
-only the CSRs it made; the csr-signer approves a node renewing its own certificate. Renewal is for agents
-(another role is a 403).
+A component renewing its certificate (an agent, the API server, the controllers, the gateway, an operator,
+the CLI's admin) calls the same two CSR routes over mTLS with its current certificate and no token: the CSR
+records it as ``username`` (its CN) and ``requester`` (its role and SANs), and it reads only the CSRs it
+made; the csr-signer approves a component renewing its own certificate. A certificate without a Persys
+role (no ``persys:`` O) is a 403.
 An unknown (never created, or deleted: revoked), expired or malformed token, or a wrong secret, is a 401
 saying which. These handlers are marked ``BOOTSTRAP``: the auth middleware lets them through without a
 client certificate, and they authenticate the token themselves.
@@ -97,7 +98,7 @@ async def authenticate(ctx: ApiContext, header: str, now: float | None = None) -
 
 @dataclass(frozen=True)
 class Asker:
-    """Who calls a CSR route: a bootstrap token, or an agent renewing its certificate (its CN, role and SANs)."""
+    """Who calls a CSR route: a bootstrap token, or a component renewing its certificate (its CN, role and SANs)."""
 
     token: str = ""
     node: Identity | None = None
@@ -117,22 +118,21 @@ class Asker:
         if self.token:
             return csr_obj.spec.get("token") == self.token
         requester = csr_obj.spec.get("requester") or {}
-        return self.node is not None and not csr_obj.spec.get("token") and requester.get("role") == AGENTS \
+        return self.node is not None and not csr_obj.spec.get("token") and requester.get("role") == self.node.role \
             and csr_obj.spec.get("username") == self.node.name
 
 
 async def asker(request: web.Request) -> Asker:
-    """The token of a request that carries one; else the agent whose certificate it shows (Forbidden for
-    another role); Unauthorized with neither."""
+    """The token of a request that carries one; else the component whose certificate it shows (Forbidden for
+    one without a Persys role); Unauthorized with neither."""
     ctx = api_context(request)
     transport = request.transport
     cert = transport.get_extra_info("peercert") if transport is not None else None
     if request.headers.get("Authorization") or not cert:
         return Asker(token=(await authenticate(ctx, request.headers.get("Authorization", ""))).metadata.name)
     who = Identity(*cert_identity(cert))
-    if who.role != AGENTS:
-        raise Forbidden(f"{who.name!r} (role {who.role or 'none'}): only agents renew their certificate through a "
-                        "CSR here; others use persys pki issue")
+    if not who.role.startswith("persys:"):
+        raise Forbidden(f"{who.name!r} (role {who.role or 'none'}): a certificate without a Persys role renews nothing")
     return Asker(node=who, sans=tuple(str(value) for _, value in cert.get("subjectAltName", ())))
 
 

@@ -27,7 +27,8 @@ from persys.api.permission import BindingCache
 from persys.dns.registration import register_api_server
 from persys.httpedge import LIMITS, GuardedSite, ListenerLimits, app_runner
 from persys.observability.logging import get_logger
-from persys.runtime.supervisor import Component, Service, Supervisor, run_process
+from persys.renewal import CertificateRenewer
+from persys.runtime.supervisor import Component, Named, Service, Supervisor, run_process
 from persys.security.paths import HomePaths, read_cluster_id, read_hmac_secret
 from persys.security.tls import server_context
 from persys.store import Etcd, EtcdTLS
@@ -67,10 +68,15 @@ def parse_address(text: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
+def server_certificate(home: Path) -> tuple[Path, Path, Path]:
+    """(certificate, key, CA) of ``persys pki init``'s server certificate."""
+    paths = HomePaths(home)
+    return paths.cert("server"), paths.key("server"), paths.ca_cert
+
+
 def tls_from_home(home: Path) -> ssl.SSLContext:
     """The mTLS context of ``persys pki init``'s server certificate, trusting the cluster CA."""
-    paths = HomePaths(home)
-    context = server_context(paths.cert("server"), paths.key("server"), paths.ca_cert)
+    context = server_context(*server_certificate(home))
     context.verify_mode = ssl.CERT_OPTIONAL  # a joining node has no certificate yet (persys.api.bootstrap)
     return context
 
@@ -81,8 +87,11 @@ class ApiServer(Component):
     def __init__(self, ctx: ApiContext, tls: ssl.SSLContext, *, listen: tuple[str, int] = ("127.0.0.1", 7070),
                  secure_listen: tuple[str, int] = ("127.0.0.1", 7443),
                  extra_routes: Sequence[RouteAdder] | None = None,
-                 etcd_state: Callable[[], str] = no_etcd_child, limits: ListenerLimits = LIMITS) -> None:
+                 etcd_state: Callable[[], str] = no_etcd_child, limits: ListenerLimits = LIMITS,
+                 certificate: tuple[Path, Path, Path] | None = None) -> None:
+        """``certificate``: (cert, key, CA) of the listener's certificate, to renew it (``persys.renewal``)."""
         super().__init__("api")
+        self.certificate = certificate
         self.limits = limits
         self.ctx = ctx
         self.tls = tls
@@ -106,8 +115,15 @@ class ApiServer(Component):
         return f"https://{self.secure_listen[0]}:{self.secure_port}"
 
     def background(self) -> list[Service]:
+        renewal = [Named("api/certificate", CertificateRenewer("server", *self.certificate, self._own_url).run)] \
+            if self.certificate is not None else []
         return [*self.definitions.services(), *self.bindings.services(),
-                *(self.ctx.audit.services() if self.ctx.audit else [])]
+                *(self.ctx.audit.services() if self.ctx.audit else []), *renewal]
+
+    def _own_url(self) -> str:
+        """Where this server reaches its own mTLS listener (a wildcard listen address is reached on loopback)."""
+        host = self.secure_listen[0]
+        return self.secure_url if host not in ("", "0.0.0.0", "::") else f"https://127.0.0.1:{self.secure_port}"
 
     async def open(self) -> None:
         await self.definitions.prime(PRIME_TIMEOUT)
@@ -142,7 +158,7 @@ async def serve(etcd_urls: str, home: Path, listen: str, secure_listen: str, *,
     ctx = ApiContext(etcd, bookmark_interval=bookmark_interval,
                      hmac_secret=read_hmac_secret(secret) if secret.exists() else None, audit=auditor)
     server = ApiServer(ctx, tls_from_home(home), listen=parse_address(listen),
-                       secure_listen=parse_address(secure_listen))
+                       secure_listen=parse_address(secure_listen), certificate=server_certificate(home))
 
     async def start(supervisor: Supervisor) -> None:
         cluster_id = await claim_cluster_id(etcd, read_cluster_id(HomePaths(home)))

@@ -27,6 +27,7 @@ from persys.client.gateway import GatewayClient, expires_soon
 from persys.errors import NotFound, PersysError
 from persys.observability import logging as plog
 from persys.observability import tracing
+from persys.renewal import CertificateRenewer
 from persys.resources import Kind, Registry
 from persys.resources.kinds import default_registry
 
@@ -132,11 +133,27 @@ def call(ctx: click.Context, fn: Callable[[ApiClient], Awaitable[T]], *, server:
                                      registry=command_registry(ctx)) as client:
                     return await fn(client)
             url = await api_server(settings, explicit=server is not None)
+            await renew_if_due(settings, url)
             async with ApiClient(url, ca=settings.ca, cert=settings.cert, key=settings.key,
                                  headers=headers, registry=command_registry(ctx)) as client:
                 return await fn(client)
 
         return asyncio.run(run())
+
+
+async def renew_if_due(settings: ClientConfig, url: str) -> None:
+    """Renew the CLI's certificate first when 2/3 of its lifetime has passed, as a component renews its own
+    (``persys.renewal``): a CLI used now and then never finds its certificate expired. A failed renewal is
+    a warning; the command goes on with the certificate it has."""
+    if settings.cert is None or settings.key is None or settings.ca is None or not settings.cert.exists():
+        return
+    renewer = CertificateRenewer(settings.cert.stem, settings.cert, settings.key, settings.ca, lambda: url)
+    if not renewer.due():
+        return
+    try:
+        await renewer.renew()
+    except PersysError as e:
+        click.echo(f"warning: could not renew {settings.cert}: {e.message}", err=True)
 
 
 async def fresh_token(settings: ClientConfig) -> str:

@@ -12,6 +12,7 @@ from persys.cli.gateway import github_options, github_settings
 from persys.cli.session import CliState, option
 from persys.observability import logging as plog
 from persys.observability import tracing
+from persys.security.pki import CERT_SECONDS
 
 
 @click.command()
@@ -30,13 +31,17 @@ from persys.observability import tracing
         help="Seconds over which etcd restarts are counted.")
 @option("--gateway-port", type=click.IntRange(0, 65535), default=8443, show_default=True,
         help="The gateway's HTTPS listener (GitHub login, webhooks); 0: no gateway.")
+@option("--certificate-seconds", type=click.FloatRange(min=10), default=CERT_SECONDS, show_default=True,
+        help="Lifetime of every certificate `up` issues or its csr-signer signs (the CA's is ten years); each "
+             "component renews its own at 2/3 of it.")
 @github_options
 @audit_options
 @click.pass_obj
 def up(state: CliState, /, etcd_port: int, etcd_peer_port: int | None, http_port: int, api_port: int,
        controllers_port: int, agent_port: int, dns_port: int, node_name: str, zone: str,
        etcd_max_restarts: int, etcd_restart_window: float, gateway_port: int, github_client_id: str,
-       github_client_secret: str, github_url: str, github_api_url: str, **audit: Any) -> None:
+       github_client_secret: str, github_url: str, github_api_url: str, certificate_seconds: float,
+       **audit: Any) -> None:
     """Run a whole cluster in this process; Ctrl-C stops it, running it again resumes it."""
     from persys.up import UpConfig, run
 
@@ -47,5 +52,6 @@ def up(state: CliState, /, etcd_port: int, etcd_peer_port: int | None, http_port
                       api_port=api_port, controllers_port=controllers_port, agent_port=agent_port,
                       dns_port=dns_port, node_name=node_name, zone=zone, etcd_max_restarts=etcd_max_restarts,
                       etcd_restart_window=etcd_restart_window, audit=settings, gateway_port=gateway_port or None,
-                      github=github_settings(github_client_id, github_client_secret, github_url, github_api_url))
+                      github=github_settings(github_client_id, github_client_secret, github_url, github_api_url),
+                      certificate_seconds=certificate_seconds)
     asyncio.run(run(config))

@@ -61,11 +61,6 @@ class ApiClient:
         self._headers: CIMultiDict[str] = CIMultiDict(headers or {})  # a header may repeat (Impersonate-Group)
         self._session: aiohttp.ClientSession | None = None
 
-    def reload_certificate(self, cert: Path, key: Path) -> None:
-        """Present ``cert`` from now on (a renewed one): new connections use it, open ones stay as they are."""
-        if self._ssl is not None:
-            self._ssl.load_cert_chain(str(cert), str(key))
-
     async def __aenter__(self) -> ApiClient:
         return self
 

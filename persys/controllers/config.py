@@ -28,7 +28,7 @@ class ControllersConfig:
     workers: int = 16                    # reconcile workers of the reconciler (the monitor takes at most 4)
     watch_stall_seconds: float = 300.0   # informer watchdog: relist after this much silence
     git_poll_seconds: float = 180.0      # git poller: ask followed branches for their tip this often (0: never)
-    certificate_seconds: float = 30 * 86400.0  # csr-signer: lifetime of what it signs (agents renew at 2/3)
+    certificate_seconds: float = 30 * 86400.0  # csr-signer: lifetime of what it signs (renewed at 2/3)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ControllersConfig:

@@ -11,9 +11,9 @@ A request is judged in this order, and the first problem denies it:
 2. its CN must be a name for the role (a node name, a DNS-1123 label, for agents); an O, when given,
    must be the role's;
 3. approved already (by hand, ``persys certificate approve``): sign, as asked;
-4. a node renewing its own certificate (no token; the API recorded the requester): the requester must be
-   an agent, the CN its own, and every SAN one of its current certificate's, or its own as in 5. Approve,
-   reason ``Renewal``; a Ready Node of its name is itself;
+4. a component renewing its own certificate (no token; the API recorded the requester): the role asked for
+   must be the requester's, the CN its own, and every SAN one of its current certificate's (an agent's
+   may also be its own as in 5). Approve, reason ``Renewal``; a Ready Node of an agent's name is itself;
 5. from a token: the token must still exist and be unexpired, allow the role, allow the node name, and
    every SAN must be the node's own (its name, ``localhost``, a loopback address, the address the request
    came from, or an address within the token's ``addresses``); a Node of that name that is Ready must
@@ -101,17 +101,23 @@ def decide(csr: Resource, info: RequestInfo | None, token: Resource | None, node
 
 def _renewal(csr: Resource, info: RequestInfo, role: str, requester: dict[str, Any],
              sans: tuple[str, ...]) -> Decision:
-    asker, node = str(csr.spec.get("username") or ""), info.common_name
-    if requester.get("role") != "persys:agents" or role != "agents":
-        return Decision(Action.WAIT, "AwaitingApproval", "only agents renew by themselves")
-    if asker != node:
-        return deny("RenewalMismatch", f"node {asker!r} may renew only its own certificate, not one for {node!r}")
+    asker, name = str(csr.spec.get("username") or ""), info.common_name
+    if requester.get("role") != f"persys:{role}":
+        return deny("RenewalMismatch", f"{asker!r} holds role {requester.get('role')!r} and may renew only that "
+                                       f"role's certificate, not one for role {role}")
+    if asker != name:
+        return deny("RenewalMismatch", f"{asker!r} may renew only its own certificate, not one for {name!r}")
     held = set(requester.get("sans") or [])
     source = str(csr.spec.get("sourceAddress") or "")
     for san in info.sans:
-        if san not in held and (problem := _san_problem(san, node, source, None)):
+        if san in held:
+            continue
+        if role != "agents":
+            return deny("SanNotAllowed", f"{san!r} is not in the certificate being renewed: a renewal keeps its "
+                                         "names; ask an admin for a new certificate (persys pki issue)")
+        if problem := _san_problem(san, name, source, None):
             return deny("SanNotAllowed", problem)
-    return Decision(Action.SIGN, "Renewal", f"node {node!r} renews its own certificate", auto_approved=True,
+    return Decision(Action.SIGN, "Renewal", f"{role} {name!r} renews its own certificate", auto_approved=True,
                     sans=sans)
 
 

@@ -4,7 +4,7 @@ Each CSR is judged by ``persys.controllers.csrdecisions.decide`` against the Boo
 with (read from etcd, not the cache: a token made a moment ago must not look deleted) and the Node of
 the name it asks for. A request the token allows is approved and signed in one status write; one it
 does not allow is denied, with the reason in the ``Denied`` condition and in a Warning Event; a node
-renewing its own certificate (``persys.agentd.renewal``) is approved like a token's request; any other
+renewing its own certificate (``persys.renewal``) is approved like a token's request; any other
 request without a token waits for ``persys certificate approve|deny``. The certificate's CN is the request's,
 its O the CSR's role, its SANs those the decision allowed (for a node: its name and addresses).
 

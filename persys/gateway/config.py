@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from persys.security.pki import GATEWAY_NAMESPACE
+from persys.security.pki import CERT_SECONDS, GATEWAY_NAMESPACE
 
 GITHUB_URL = "https://github.com"
 GITHUB_API_URL = "https://api.github.com"
@@ -46,6 +46,7 @@ class GatewayConfig:
     key: Path | None = None
     public_url: str = ""  # how browsers reach the gateway (the web flow's redirect URI); default from listen
     github: GitHubSettings = field(default_factory=GitHubSettings)
+    certificate_seconds: float = CERT_SECONDS  # the listener's certificate when the cluster CA signs it
     access_ttl: int = ACCESS_TTL
     refresh_ttl: int = REFRESH_TTL
 

@@ -31,6 +31,7 @@ from persys.gateway.webhooks import GitHubWebhooks
 from persys.httpedge import GuardedSite, app_runner, error_middleware
 from persys.observability import metrics
 from persys.observability.logging import get_logger
+from persys.renewal import CertificateRenewer
 from persys.runtime.supervisor import Component, Named, Service, health_response
 from persys.security import pki
 from persys.security.paths import HomePaths
@@ -58,7 +59,8 @@ def listener_tls(config: GatewayConfig) -> tuple[Path, Path]:
     if config.cert and config.key:
         return config.cert, config.key
     host = config.listen[0]
-    return pki.issue(config.home, "gateway-server", ROLE, sans=list(dict.fromkeys([*SANS, host])))
+    return pki.issue(config.home, "gateway-server", ROLE, sans=list(dict.fromkeys([*SANS, host])),
+                     lifetime=config.certificate_seconds)
 
 
 def route_kind(request: web.Request) -> str:
@@ -109,8 +111,15 @@ class Gateway(Component):
         return app
 
     def background(self) -> list[Service]:
+        paths = HomePaths(self.config.home)
+        # its client certificate, and the listener's when the cluster CA signed it (not one the user brought)
+        renewed = [self.config.identity, *([] if self.config.cert else ["gateway-server"])]
+        server = self.config.servers[0]
         return [Named("gateway/sessions", self.sessions.informer.run),
-                Named("gateway/session-expiry", self.sessions.expire)]
+                Named("gateway/session-expiry", self.sessions.expire),
+                *(Named(f"gateway/certificate-{identity}", CertificateRenewer(
+                    identity, paths.cert(identity), paths.key(identity), paths.ca_cert, lambda: server).run)
+                  for identity in renewed)]
 
     async def open(self) -> None:
         cert, key = listener_tls(self.config)

@@ -29,6 +29,7 @@ from persys.operator.informer import api_informer
 from persys.operator.leader import FencedClient, LeaseElector
 from persys.operator.operator import Operator
 from persys.operator.owners import OWNER_INDEX, controller_uid
+from persys.renewal import CertificateRenewer
 from persys.resources.kinds import default_registry
 from persys.resources.model import Resource
 from persys.resources.registry import Registry
@@ -53,6 +54,13 @@ class Connection:
 
     def client(self, registry: Registry, cls: type[ApiClient] = ApiClient, **kwargs: Any) -> ApiClient:
         return cls(self.server, ca=self.ca, cert=self.cert, key=self.key, registry=registry, **kwargs)
+
+    def renewal(self) -> list[Named]:
+        """The task that renews the certificate (``persys.renewal``), when there is one."""
+        if self.cert is None or self.key is None or self.ca is None:
+            return []
+        renewer = CertificateRenewer(self.cert.stem, self.cert, self.key, self.ca, lambda: self.server)
+        return [Named("certificate", renewer.run)]
 
 
 class _Status(StatusListener):
@@ -87,6 +95,7 @@ class OperatorRunner(Component):
         self.namespace = namespace
         self.stall_seconds = stall_seconds
         self.clock = clock or SystemClock()
+        self.connection = connection
         self.reader = connection.client(self._registry)  # lists, watches and the Lease itself
         self.elector = LeaseElector(self.reader, operator.name, namespace=lease_namespace, identity=identity,
                                     duration=lease_ttl)
@@ -171,7 +180,7 @@ class OperatorRunner(Component):
     def background(self) -> list[Any]:
         self._running |= set(self._informers)
         services: list[Any] = [Named(f"informer-{i.kind}", i.run) for i in self.informers()]
-        return [*services, Named("leader", self._lead)]
+        return [*services, Named("leader", self._lead), *self.connection.renewal()]
 
     async def cleanup(self) -> None:
         self.leading.clear()

@@ -47,7 +47,7 @@ BOOTSTRAP_TOKEN_SPEC: Schema = {"type": "object", "properties": {
 
 CSR_SPEC: Schema = {"type": "object", "properties": {
     "request": {"type": "string"},
-    "role": {"type": "string", "enum": list(ROLES), "default": "agents"},
+    "role": {"type": "string", "enum": [*ROLES, "servers"], "default": "agents"},  # servers: the API's renewals
     "username": {"type": "string", "default": ""},
     "token": {"type": "string", "default": ""},
     "sourceAddress": {"type": "string", "default": ""},

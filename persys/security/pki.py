@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from persys.security.csr import CLOCK_SKEW
 from persys.security.paths import HomePaths, read_cluster_id
 
 ROLES = ("admins", "agents", "controllers", "operators", "gateway")
@@ -39,8 +40,8 @@ AGENT_SANS = ("localhost", "127.0.0.1")  # every agent certificate serves TLS on
 DEFAULT_SERVER = "https://127.0.0.1:7443"
 DEFAULT_ZONE = "persys.local"
 SERVER_SANS = ("localhost", "persys-api", "_persys-api", f"_persys-api._tcp.{DEFAULT_ZONE}", "127.0.0.1")
-_CA_YEARS = 10
-_CERT_YEARS = 2
+CA_SECONDS = 3650 * 86400.0  # the CA: ten years
+CERT_SECONDS = 30 * 86400.0  # everything else: 30 days, renewed by each component at 2/3 (persys.renewal)
 
 
 def _paths(home: Path | HomePaths) -> HomePaths:
@@ -92,15 +93,16 @@ def _sans_of(cert_path: Path) -> set[str]:
 
 
 def _builder(subject: x509.Name, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey,
-             years: int) -> x509.CertificateBuilder:
+             seconds: float) -> x509.CertificateBuilder:
     now = datetime.datetime.now(datetime.UTC)
+    lifetime = datetime.timedelta(seconds=seconds)
     return (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(public_key)
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=365 * years)))
+            .not_valid_before(now - min(CLOCK_SKEW, lifetime / 10))
+            .not_valid_after(now + lifetime))
 
 
-def ensure_ca(home: Path | HomePaths) -> HomePaths:
+def ensure_ca(home: Path | HomePaths, *, lifetime: float = CA_SECONDS) -> HomePaths:
     """Create the CA key and self-signed certificate unless they exist."""
     paths = _paths(home)
     paths.pki.mkdir(parents=True, exist_ok=True)
@@ -109,7 +111,7 @@ def ensure_ca(home: Path | HomePaths) -> HomePaths:
         return paths
     key = _new_key()
     name = _name("persys-ca", "persys")
-    cert = (_builder(name, name, key.public_key(), _CA_YEARS)
+    cert = (_builder(name, name, key.public_key(), lifetime)
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
                                          content_commitment=False, key_encipherment=False,
@@ -141,7 +143,7 @@ def cert_identity(peercert: Mapping[str, Any] | None) -> tuple[str, str]:
 
 
 def issue(home: Path | HomePaths, identity: str, role: str, *, sans: Sequence[str] = (),
-          force: bool = False) -> tuple[Path, Path]:
+          force: bool = False, lifetime: float = CERT_SECONDS) -> tuple[Path, Path]:
     """Sign a certificate for ``identity`` (file name) with role ``role``; (cert, key) paths.
 
     With ``sans`` the certificate also serves TLS for those names and addresses; an agent's
@@ -162,7 +164,7 @@ def issue(home: Path | HomePaths, identity: str, role: str, *, sans: Sequence[st
         raise ValueError(f"{paths.ca_key}: expected an ECDSA key")
     key = _new_key()
     usages = [ExtendedKeyUsageOID.CLIENT_AUTH] + ([ExtendedKeyUsageOID.SERVER_AUTH] if sans else [])
-    builder = (_builder(_name(common_name(identity), _role(role)), ca_cert.subject, key.public_key(), _CERT_YEARS)
+    builder = (_builder(_name(common_name(identity), _role(role)), ca_cert.subject, key.public_key(), lifetime)
                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
                .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
@@ -204,13 +206,14 @@ def write_config(home: Path | HomePaths, server: str = DEFAULT_SERVER, *, force:
     return paths.config
 
 
-def init(home: Path | HomePaths, *, server: str = DEFAULT_SERVER,
-         server_sans: Sequence[str] = SERVER_SANS) -> HomePaths:
-    """The whole PKI of a new cluster: CA, server, admin and controller certs, HMAC secret, cluster id, config."""
+def init(home: Path | HomePaths, *, server: str = DEFAULT_SERVER, server_sans: Sequence[str] = SERVER_SANS,
+         lifetime: float = CERT_SECONDS) -> HomePaths:
+    """The whole PKI of a new cluster: CA, server, admin and controller certs (each lasting ``lifetime``
+    seconds), HMAC secret, cluster id, config."""
     paths = ensure_ca(home)
-    issue(paths, "server", "servers", sans=server_sans)
-    issue(paths, "admin", "admins")
-    issue(paths, "controller", "controllers")
+    issue(paths, "server", "servers", sans=server_sans, lifetime=lifetime)
+    issue(paths, "admin", "admins", lifetime=lifetime)
+    issue(paths, "controller", "controllers", lifetime=lifetime)
     ensure_hmac_secret(paths)
     ensure_cluster_id(paths)
     write_config(paths, server)

@@ -113,9 +113,9 @@ def test_denial_messages_name_what_to_do() -> None:
 
 
 def renewal(pem: str, asker: str = "n2", held: tuple[str, ...] = ("n2", "localhost", "127.0.0.1"),
-            role: str = "persys:agents", source: str = "127.0.0.1") -> Resource:
+            role: str = "persys:agents", source: str = "127.0.0.1", asks: str = "agents") -> Resource:
     obj = REGISTRY.parse({"kind": "CertificateSigningRequest", "metadata": {"name": "n2-renew"}, "spec": {
-        "request": pem, "role": "agents", "username": asker, "sourceAddress": source,
+        "request": pem, "role": asks, "username": asker, "sourceAddress": source,
         "requester": {"role": role, "sans": list(held)}}})
     obj.status = {}
     return obj
@@ -128,8 +128,20 @@ RENEWALS: list[tuple[str, Resource, Action, str]] = [
     ("with a new address from elsewhere", renewal(request(sans=("n2", "10.1.2.3"))), Action.DENY, "SanNotAllowed"),
     ("for another node", renewal(request(cn="n3", sans=("n3",))), Action.DENY, "RenewalMismatch"),
     ("while its Node is Ready (itself)", renewal(request()), Action.SIGN, "Renewal"),
-    ("by another role: waits for an admin", renewal(request(org=""), role="persys:operators"), Action.WAIT,
-     "AwaitingApproval"),
+    ("for another role than its own", renewal(request(org=""), role="persys:operators"), Action.DENY,
+     "RenewalMismatch"),
+    ("an operator renews its own", renewal(request(cn="backup-op", org="persys:operators", sans=()),
+                                          asker="backup-op", held=(), role="persys:operators", asks="operators"),
+     Action.SIGN, "Renewal"),
+    ("the API server renews its serving certificate",
+     renewal(request(cn="server", org="persys:servers", sans=("localhost", "127.0.0.1")), asker="server",
+             held=("localhost", "127.0.0.1"), role="persys:servers", asks="servers"), Action.SIGN, "Renewal"),
+    ("an admin asking for a name its certificate lacks",
+     renewal(request(cn="admin", org="persys:admins", sans=("127.0.0.1",)), asker="admin", held=(),
+             role="persys:admins", asks="admins"), Action.DENY, "SanNotAllowed"),
+    ("an admin renewing another admin's", renewal(request(cn="alice", org="persys:admins", sans=()), asker="admin",
+                                                  held=(), role="persys:admins", asks="admins"),
+     Action.DENY, "RenewalMismatch"),
 ]
 
 

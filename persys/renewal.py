@@ -1,12 +1,13 @@
-"""Certificate rotation for a node: renew through a CSR at 2/3 of the lifetime, reload without a restart.
+"""Certificate rotation for every component: renew through a CSR at 2/3 of the lifetime, reload without a restart.
 
-``CertificateRenewer`` watches the node's certificate file. Once ``RENEW_AT`` (2/3) of its lifetime has
-passed it makes a new key and a request for the same CN and SANs, submits it over mTLS with the current
+``CertificateRenewer`` watches one certificate file (an agent's, the API server's, the controllers', the
+gateway's, an operator's, the CLI's admin one). Once ``RENEW_AT`` (2/3) of its lifetime has passed it makes
+a new key and a request for the same CN, O (the role) and SANs, submits it over mTLS with the current
 certificate (``POST /bootstrap/certificatesigningrequests``: the API records the requester, and the
-csr-signer approves a node renewing its own certificate), waits for the signed certificate, writes key
-and certificate beside the old ones and swaps them in, then loads them into the TLS contexts in use: the
-agent's HTTPS listener and its API client. New connections use the new certificate; open ones are not
-dropped. A failed renewal is retried with back-off until the certificate expires (and after).
+csr-signer approves a component renewing its own certificate), waits for the signed certificate, writes
+key and certificate beside the old ones and swaps them in, then loads them into the TLS contexts in use
+(a listener's, an API client's). New connections use the new certificate; open ones are not dropped. A
+failed renewal is retried with back-off until the certificate expires (and after).
 
 ``persys_certificate_expiry_seconds{identity}`` is the seconds left on the certificate in use, computed
 when scraped; from ``WARN_BEFORE`` (7 days) before expiry every check logs a warning.
@@ -17,14 +18,15 @@ from __future__ import annotations
 import asyncio
 import datetime
 import os
+import re
 import secrets
-import ssl
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.x509.oid import NameOID
 from prometheus_client import Gauge
 
 from persys.client.api import ApiClient
@@ -32,16 +34,17 @@ from persys.errors import Forbidden, PersysError, Unavailable
 from persys.observability import tracing
 from persys.observability.logging import get_logger
 from persys.runtime.backoff import Backoff
-from persys.security import csr
+from persys.security import csr, tls
 from persys.security.bootstrap import CSR_PATH
 
-log = get_logger("agent.certificate")
+log = get_logger("certificate")
 
 RENEW_AT = 2 / 3  # of the lifetime
 WARN_BEFORE = 7 * 86400.0
 CHECK_SECONDS = 3600.0  # at most this long between looks at the certificate (the warning repeats as often)
 POLL_FIRST, POLL_MAX = 0.05, 1.0
 SIGN_TIMEOUT = 120.0
+_NOT_IN_NAMES = re.compile(r"[^a-z0-9-]+")
 
 EXPIRY = Gauge("persys_certificate_expiry_seconds", "Seconds until the certificate in use expires", ["identity"])
 
@@ -68,6 +71,14 @@ def sans_of(cert: x509.Certificate) -> list[str]:
     except x509.ExtensionNotFound:
         return []
     return [*names.get_values_for_type(x509.DNSName), *(str(ip) for ip in names.get_values_for_type(x509.IPAddress))]
+
+
+def _subject(cert: x509.Certificate) -> tuple[str, str]:
+    """(CN, O) of ``cert``: who it is and its role."""
+    def first(oid: x509.ObjectIdentifier) -> str:
+        values = cert.subject.get_attributes_for_oid(oid)
+        return str(values[0].value) if values else ""
+    return first(NameOID.COMMON_NAME), first(NameOID.ORGANIZATION_NAME)
 
 
 def _pending(path: Path) -> Path:
@@ -99,18 +110,22 @@ def _write(path: Path, data: bytes, private: bool) -> Path:
 
 
 class CertificateRenewer:
-    """Keeps the certificate of node ``node`` (files ``cert``, ``key``, trusting ``ca``) renewed.
+    """Keeps the certificate in ``cert`` (its key in ``key``, trusting ``ca``) renewed.
 
-    ``server()`` names the API server to ask; ``contexts()`` the TLS contexts that present the certificate
-    (they are reloaded after each renewal)."""
+    ``server()`` names the API server to ask; ``identity`` labels the expiry metric and the logs. After each
+    renewal every TLS context of the process presenting ``cert`` (``persys.security.tls.using``: listeners
+    and API clients alike) loads the new certificate."""
 
-    def __init__(self, node: str, cert: Path, key: Path, ca: Path, server: Callable[[], str],
-                 contexts: Callable[[], Sequence[ssl.SSLContext]], *, now: Callable[[], float] = time.time) -> None:
-        self.node, self.cert, self.key, self.ca = node, cert, key, ca
-        self.server, self.contexts, self.now = server, contexts, now
-        self.identity = f"node-{node}"
+    def __init__(self, identity: str, cert: Path, key: Path, ca: Path, server: Callable[[], str], *,
+                 now: Callable[[], float] = time.time) -> None:
+        self.identity, self.cert, self.key, self.ca = identity, cert, key, ca
+        self.server, self.now = server, now
         self.backoff = Backoff(1.0, 60.0)
         self.renewals = 0
+
+    def due(self) -> bool:
+        """Whether 2/3 of the certificate's lifetime has passed."""
+        return self.now() >= Lifetime.of(self.current()).renew_at
 
     def current(self) -> x509.Certificate:
         certificate = x509.load_pem_x509_certificate(self.cert.read_bytes())
@@ -139,28 +154,29 @@ class CertificateRenewer:
                 await asyncio.sleep(delay)
 
     async def renew(self) -> None:
-        """One renewal: a new key, a CSR signed for, files swapped, contexts reloaded."""
+        """One renewal: a new key, a CSR for the same subject signed for, files swapped, contexts reloaded."""
         old = x509.load_pem_x509_certificate(self.cert.read_bytes())
+        common_name, organization = _subject(old)
         key = csr.new_key()
-        request = csr.new_request(key, self.node, "persys:agents", sans_of(old) or [self.node]).decode()
-        with tracing.tracer("persys.agent").start_as_current_span("agent.renew", attributes={
-                "persys.node": self.node}):
-            pem = await self._signed(request)
+        request = csr.new_request(key, common_name, organization, sans_of(old)).decode()
+        with tracing.tracer("persys.certificate").start_as_current_span("certificate.renew", attributes={
+                "persys.identity": self.identity}):
+            pem = await self._signed(request, common_name, organization.removeprefix("persys:"))
         new_key = _write(self.key, csr.key_pem(key), private=True)
         new_cert = _write(self.cert, pem.encode(), private=False)
         new_key.replace(self.key)
         new_cert.replace(self.cert)
-        for context in self.contexts():
+        for context in tls.using(self.cert):
             context.load_cert_chain(str(self.cert), str(self.key))
         self.renewals += 1
         fresh = self.current()
         log.info("certificate renewed", identity=self.identity, serial=format(fresh.serial_number, "x"),
                  expires=fresh.not_valid_after_utc.isoformat())
 
-    async def _signed(self, request: str) -> str:
-        name = f"{self.node[:55]}-{secrets.token_hex(3)}"
+    async def _signed(self, request: str, common_name: str, role: str) -> str:
+        name = f"{_NOT_IN_NAMES.sub('-', common_name.lower())[:55].strip('-') or 'renewal'}-{secrets.token_hex(3)}"
         body = {"apiVersion": "persys.dev/v1", "kind": "CertificateSigningRequest", "metadata": {"name": name},
-                "spec": {"request": request, "role": "agents"}}
+                "spec": {"request": request, "role": role}}
         async with ApiClient(self.server(), ca=self.ca, cert=self.cert, key=self.key, timeout=10.0,
                              headers=tracing.inject({})) as client:
             await client.request("POST", CSR_PATH, body=body)
