@@ -41,7 +41,8 @@ log = get_logger("certificate")
 
 RENEW_AT = 2 / 3  # of the lifetime
 WARN_BEFORE = 7 * 86400.0
-CHECK_SECONDS = 3600.0  # at most this long between looks at the certificate (the warning repeats as often)
+CHECK_SECONDS = 3600.0  # the expiry warning repeats at most this often
+TRUST_SECONDS = 60.0  # at most this long between looks at the certificate and the cluster's CA bundle
 POLL_FIRST, POLL_MAX = 0.05, 1.0
 SIGN_TIMEOUT = 120.0
 _NOT_IN_NAMES = re.compile(r"[^a-z0-9-]+")
@@ -122,6 +123,7 @@ class CertificateRenewer:
         self.server, self.now = server, now
         self.backoff = Backoff(1.0, 60.0)
         self.renewals = 0
+        self.trusted = ca.read_bytes()  # the bundle the contexts were last told to trust
 
     def due(self) -> bool:
         """Whether 2/3 of the certificate's lifetime has passed."""
@@ -134,15 +136,19 @@ class CertificateRenewer:
         return certificate
 
     async def run(self) -> None:
-        """Renew whenever due, forever (a supervised task of the agent)."""
+        """Renew whenever due, and follow the cluster's CA bundle, forever (a supervised task)."""
+        warned = -CHECK_SECONDS
         while True:
             lifetime = Lifetime.of(self.current())
             now = self.now()
-            if lifetime.not_after - now < WARN_BEFORE:
+            if lifetime.not_after - now < WARN_BEFORE and now - warned >= CHECK_SECONDS:
+                warned = now
                 log.warning("certificate expires soon", identity=self.identity, seconds=round(lifetime.not_after - now),
                             renew_at=datetime.datetime.fromtimestamp(lifetime.renew_at, datetime.UTC).isoformat())
+            await self.follow_cas()
             if now < lifetime.renew_at:
-                await asyncio.sleep(min(lifetime.renew_at - now, CHECK_SECONDS))
+                span = lifetime.not_after - lifetime.not_before
+                await asyncio.sleep(min(lifetime.renew_at - now, TRUST_SECONDS, span / 10))
                 continue
             try:
                 await self.renew()
@@ -152,6 +158,30 @@ class CertificateRenewer:
                 log.warning("certificate renewal failed; retrying", identity=self.identity, error=e.message,
                             retry_in=round(delay, 3))
                 await asyncio.sleep(delay)
+
+    async def follow_cas(self) -> None:
+        """Trust what the cluster trusts: the CA bundle ``GET /cluster-info`` answers (over the TLS this component
+        already trusts) is saved to ``ca`` when it differs, and every context of the process trusting that file
+        adds its CAs (``persys.security.tls.trust_more``). That is how a CA rotation reaches every component, on
+        any host, without a restart (a CA that leaves the bundle stays trusted by a running process until it
+        restarts)."""
+        try:
+            async with ApiClient(self.server(), ca=self.ca, cert=self.cert, key=self.key, timeout=10.0) as client:
+                _, info, _ = await client.request("GET", "/cluster-info")
+        except PersysError as e:
+            log.warning("could not read the cluster's CA bundle", identity=self.identity, error=e.message)
+            return
+        bundle = str(info.get("caBundle") or "").encode() if isinstance(info, dict) else b""
+        if bundle and bundle != self.ca.read_bytes():
+            partial = _write(self.ca, bundle, private=False)
+            partial.replace(self.ca)
+            log.info("cluster CA bundle saved", identity=self.identity, cas=bundle.count(b"BEGIN CERTIFICATE"))
+        current = self.ca.read_bytes()
+        if current != self.trusted:
+            told = tls.trust_more(self.ca)
+            self.trusted = current
+            log.info("trusting the cluster's CA bundle", identity=self.identity, contexts=told,
+                     cas=current.count(b"BEGIN CERTIFICATE"))
 
     async def renew(self) -> None:
         """One renewal: a new key, a CSR for the same subject signed for, files swapped, contexts reloaded."""

@@ -32,6 +32,7 @@ from persys.errors import AgentError, NotFound, PersysError, Unauthorized
 from persys.observability.tracing import inject, tracer
 from persys.security.hmac import sign
 from persys.security.pki import AGENTS, cert_identity
+from persys.security.tls import trusting
 
 FINISHED = ("succeeded", "failed")
 LONG_POLL_SECONDS = 20.0
@@ -64,7 +65,7 @@ def node_context(node: str, ca: Path | bytes) -> ssl.SSLContext:
     if isinstance(ca, bytes):
         context.load_verify_locations(cadata=ca)
     else:
-        context.load_verify_locations(cafile=str(ca))
+        trusting(context, ca).load_verify_locations(cafile=str(ca))
     context.node = node
     context.sslobject_class = _NodeBound
     return context

@@ -140,11 +140,11 @@ async def asker(request: web.Request) -> Asker:
 async def cluster_info(request: web.Request) -> web.Response:
     """The CA bundle, its hash and the cluster id: what a joining node checks before it trusts this server."""
     ctx = api_context(request)
-    if not ctx.ca_bundle:
+    bundle = ctx.trusted_cas()
+    if not bundle:
         raise Unavailable("this API server was started without its CA bundle")
     found = await ctx.etcd.get(CLUSTER_ID_KEY)
-    return web.json_response({"kind": "ClusterInfo", "caBundle": ctx.ca_bundle.decode(),
-                              "caHashes": ca_hashes(ctx.ca_bundle),
+    return web.json_response({"kind": "ClusterInfo", "caBundle": bundle.decode(), "caHashes": ca_hashes(bundle),
                               "clusterId": found.value.decode() if found is not None else ""})
 
 

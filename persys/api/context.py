@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -51,6 +52,7 @@ class ApiContext:
     bindings: Bindings | None = None
     audit: Auditor | None = None  # the audit trail (None: this server records none)
     ca_bundle: bytes = b""  # the cluster CA(s), PEM, that GET /cluster-info hands to joining nodes
+    ca_file: Path | None = None  # where the bundle is kept: read at each request, so a CA rotation shows at once
 
     def __post_init__(self) -> None:
         self.store = ObjectStore(self.etcd, self.registry)
@@ -59,6 +61,10 @@ class ApiContext:
     async def admit(self, kind: Kind, obj: Resource, current: Resource | None) -> None:
         for check in self.admission:
             await check(kind, obj, current)
+
+    def trusted_cas(self) -> bytes:
+        """The cluster CA bundle, PEM: the file's current content when there is one."""
+        return self.ca_file.read_bytes() if self.ca_file is not None else self.ca_bundle
 
     def stored(self, obj: Resource) -> Resource:
         for hook in self.written:

@@ -92,6 +92,7 @@ class ApiServer(Component):
         """``certificate``: (cert, key, CA) of the listener's certificate, to renew it (``persys.renewal``)."""
         super().__init__("api")
         self.certificate = certificate
+        ctx.ca_file = certificate[2] if certificate is not None else ctx.ca_file
         self.limits = limits
         self.ctx = ctx
         self.tls = tls

@@ -43,3 +43,34 @@ def issue(state: CliState, identity: str, role: str, sans: tuple[str, ...], forc
     cert, key = certs.issue(HomePaths(state.home), identity, role, sans=sans, force=force,
                             lifetime=certificate_seconds)
     click_echo(f"certificate {cert}\nkey         {key}")
+
+
+ROTATION_STEPS = {
+    "start": "a new CA joined the bundle in {ca}: it is trusted, not signing yet. Every component follows the "
+             "bundle within a minute (GET /cluster-info); when they all have, run `persys pki rotate-ca switch`.",
+    "switch": "the new CA signs from now on; the old one stays trusted. Each component gets a certificate of the "
+              "new CA at its next renewal (2/3 of its lifetime); when all have, run `persys pki rotate-ca finish`.",
+    "finish": "only the new CA is trusted in {ca}: restart the components, so that none trusts the old one.",
+}
+
+
+@pki.command("rotate-ca")
+@click.argument("step", type=click.Choice(["start", "switch", "finish", "status"]))
+@click.pass_obj
+def rotate_ca(state: CliState, step: str) -> None:
+    """Replace the cluster CA in three steps: start (trust a new CA), switch (sign with it), finish (drop the old).
+
+    Run them on the host holding the CA key ($PERSYS_HOME/pki), in order; `status` says which step is next."""
+    paths = HomePaths(state.home)
+    if step == "status":
+        now = certs.ca_rotation_step(paths)
+        following = {"none": "start", "started": "switch", "switched": "finish"}[now]
+        click_echo(f"CA rotation: {now}; next step: persys pki rotate-ca {following}")
+        return
+    if step == "start":
+        certs.rotate_ca_start(paths)
+    elif step == "switch":
+        certs.rotate_ca_switch(paths)
+    else:
+        certs.rotate_ca_finish(paths)
+    click_echo(ROTATION_STEPS[step].format(ca=paths.ca_cert))

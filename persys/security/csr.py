@@ -141,12 +141,15 @@ def weak_key(info: RequestInfo) -> str | None:
 
 def sign(pem: str | bytes, ca_cert_path: Path, ca_key_path: Path, *, common_name: str, organization: str,
          sans: Sequence[str], lifetime: datetime.timedelta) -> bytes:
-    """A PEM certificate for the request's public key, with the subject and SANs given (not the request's)."""
+    """A PEM certificate for the request's public key, with the subject and SANs given (not the request's), signed
+    by the first CA of the bundle ``ca_cert_path`` (a CA rotation puts the new one first)."""
     request = load_request(pem)
     ca_cert = x509.load_pem_x509_certificate(ca_cert_path.read_bytes())
     ca_key = serialization.load_pem_private_key(ca_key_path.read_bytes(), password=None)
     if not isinstance(ca_key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
         raise ValueError(f"{ca_key_path}: expected an ECDSA or RSA key")
+    if ca_key.public_key() != ca_cert.public_key():  # the instant a CA rotation swaps the two files
+        raise ValueError(f"{ca_key_path} is not the key of the first CA in {ca_cert_path}; try again")
     public = request.public_key()
     if not isinstance(public, ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
         raise ValueError("only ECDSA and RSA keys are signed")

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from persys.errors import Conflict
 from persys.security.csr import CLOCK_SKEW
 from persys.security.paths import HomePaths, read_cluster_id
 
@@ -109,8 +110,15 @@ def ensure_ca(home: Path | HomePaths, *, lifetime: float = CA_SECONDS) -> HomePa
     os.chmod(paths.pki, 0o700)
     if paths.ca_cert.exists() and paths.ca_key.exists():
         return paths
+    key, cert = _new_ca("persys-ca", lifetime)
+    _write_private(paths.ca_key, _key_pem(key))
+    paths.ca_cert.write_bytes(cert)
+    return paths
+
+
+def _new_ca(common_name: str, lifetime: float) -> tuple[ec.EllipticCurvePrivateKey, bytes]:
     key = _new_key()
-    name = _name("persys-ca", "persys")
+    name = _name(common_name, "persys")
     cert = (_builder(name, name, key.public_key(), lifetime)
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
@@ -119,9 +127,80 @@ def ensure_ca(home: Path | HomePaths, *, lifetime: float = CA_SECONDS) -> HomePa
                                          encipher_only=False, decipher_only=False), critical=True)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
             .sign(key, hashes.SHA256()))
-    _write_private(paths.ca_key, _key_pem(key))
-    paths.ca_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return paths
+    return key, cert.public_bytes(serialization.Encoding.PEM)
+
+
+# -- CA rotation: a bundle of both CAs while every certificate moves from the old one to the new --
+#
+# ``ca.crt`` is a bundle: every component trusts each CA in it, and the first one is the one that signs
+# (with ``ca.key``). start: a new CA (``ca-next.*``) joins the bundle, second. switch: it signs (first in
+# the bundle, its key becomes ``ca.key``; the old one is kept as ``ca-previous.crt``), and every renewal
+# from then on gets a certificate of the new CA. finish: the old CA leaves the bundle.
+
+def _ca_files(paths: HomePaths) -> tuple[Path, Path, Path]:
+    return paths.pki / "ca-next.crt", paths.pki / "ca-next.key", paths.pki / "ca-previous.crt"
+
+
+def _replace(path: Path, data: bytes, *, private: bool = False) -> None:
+    """Write ``data`` to ``path`` in one rename: a reader sees the old file or the new one, never half."""
+    partial = path.with_name(path.name + ".tmp")
+    partial.unlink(missing_ok=True)
+    if private:
+        _write_private(partial, data)
+    else:
+        partial.write_bytes(data)
+    partial.replace(path)
+
+
+def ca_rotation_step(home: Path | HomePaths) -> str:
+    """Where a CA rotation stands: ``none``, ``started`` (the new CA trusted) or ``switched`` (it signs)."""
+    paths = _paths(home)
+    following, _, previous = _ca_files(paths)
+    return "started" if following.exists() else "switched" if previous.exists() else "none"
+
+
+def rotate_ca_start(home: Path | HomePaths, *, lifetime: float = CA_SECONDS) -> Path:
+    """Make the next CA and add it to the bundle (trusted, not signing yet); its certificate's path."""
+    paths = _paths(home)
+    if (step := ca_rotation_step(paths)) != "none":
+        raise Conflict(f"a CA rotation is already {step}: finish it first (persys pki rotate-ca "
+                       f"{'switch' if step == 'started' else 'finish'})")
+    following, following_key, _ = _ca_files(paths)
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d%H%M%S")
+    key, cert = _new_ca(f"persys-ca-{stamp}", lifetime)
+    _write_private(following_key, _key_pem(key))
+    following.write_bytes(cert)
+    _replace(paths.ca_cert, paths.ca_cert.read_bytes() + cert)
+    return following
+
+
+def rotate_ca_switch(home: Path | HomePaths) -> None:
+    """Sign with the next CA from now on (it goes first in the bundle); the old one stays trusted."""
+    paths = _paths(home)
+    following, following_key, previous = _ca_files(paths)
+    if ca_rotation_step(paths) != "started":
+        raise Conflict("no CA rotation has started: persys pki rotate-ca start")
+    old = _pem(x509.load_pem_x509_certificates(paths.ca_cert.read_bytes())[0])
+    previous.write_bytes(old)
+    _replace(paths.ca_cert, following.read_bytes() + old)  # the signer checks the key matches the first
+    _replace(paths.ca_key, following_key.read_bytes(), private=True)
+    following.unlink()
+    following_key.unlink()
+
+
+def rotate_ca_finish(home: Path | HomePaths) -> None:
+    """Trust only the new CA: certificates of the old one are refused from the next start of each component."""
+    paths = _paths(home)
+    _, _, previous = _ca_files(paths)
+    if ca_rotation_step(paths) != "switched":
+        raise Conflict("the new CA does not sign yet: persys pki rotate-ca switch (then wait until every "
+                       "certificate was renewed)")
+    _replace(paths.ca_cert, _pem(x509.load_pem_x509_certificates(paths.ca_cert.read_bytes())[0]))
+    previous.unlink()
+
+
+def _pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
 
 
 def _role(role: str) -> str:
