@@ -28,7 +28,8 @@ from persys.dns.registration import register_api_server
 from persys.httpedge import LIMITS, GuardedSite, ListenerLimits, app_runner
 from persys.observability.logging import get_logger
 from persys.runtime.supervisor import Component, Service, Supervisor, run_process
-from persys.security.paths import HomePaths, read_cluster_id, read_hmac_secret
+from persys.security.keyring import read_keyring
+from persys.security.paths import HomePaths, read_cluster_id
 from persys.security.tls import server_context
 from persys.store import Etcd, EtcdTLS
 from persys.store.clusterid import claim_cluster_id
@@ -106,7 +107,7 @@ class ApiServer(Component):
         return f"https://{self.secure_listen[0]}:{self.secure_port}"
 
     def background(self) -> list[Service]:
-        return [*self.definitions.services(), *self.bindings.services(),
+        return [*self.definitions.services(), *self.bindings.services(), self.ctx.hmac_keys,
                 *(self.ctx.audit.services() if self.ctx.audit else [])]
 
     async def open(self) -> None:
@@ -140,7 +141,7 @@ async def serve(etcd_urls: str, home: Path, listen: str, secure_listen: str, *,
     secret = HomePaths(home).hmac_secret
     auditor = Auditor(audit) if audit is not None else Auditor.default(home / "audit")
     ctx = ApiContext(etcd, bookmark_interval=bookmark_interval,
-                     hmac_secret=read_hmac_secret(secret) if secret.exists() else None, audit=auditor)
+                     hmac_secret=read_keyring(secret) if secret.exists() else None, audit=auditor)
     server = ApiServer(ctx, tls_from_home(home), listen=parse_address(listen),
                        secure_listen=parse_address(secure_listen))
 
