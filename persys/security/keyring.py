@@ -162,8 +162,9 @@ def read_keyring(path: Path) -> Keyring:
 
 
 def write_keyring(path: Path, keyring: Keyring) -> None:
-    """Replace the file ``path`` with ``keyring``, owner-only, whole or not at all."""
-    partial = path.with_name(path.name + ".tmp")
+    """Replace the file ``path`` with ``keyring``, owner-only, whole or not at all (agents sharing a file
+    each write a partial file of their own)."""
+    partial = path.with_name(f"{path.name}.{os.getpid()}-{_secrets.token_hex(4)}.tmp")
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(keyring.render())
