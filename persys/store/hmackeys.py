@@ -78,8 +78,8 @@ class StoredKeyring:
         while True:
             try:
                 await self.refresh()
-            except NotFound as e:
-                log.debug("no HMAC keyring yet", error=e.message)
+            except NotFound:
+                pass  # a seedless process waits for etcd's first keyring (signing() says so if asked)
             except PersysError as e:
                 log.warning("cannot re-read the HMAC keyring; keeping the last one", error=e.message)
             await asyncio.sleep(self.interval)
