@@ -10,8 +10,9 @@
 - ``GET /bootstrap/certificatesigningrequests/{name}``: the same token reads the CSRs it created, and
   only those (any other name is a 404, whether it exists or not).
 - ``GET /bootstrap/node-config``: for agents, over mTLS: the HMAC keyring the controllers sign their calls
-  with (``hmacKeyring``; ``hmacKeyId`` and ``hmacSecret`` are its signing key now) and the cluster id, which a
-  joined node needs to run as any other. Agents read it again every few seconds to follow rotations.
+  with (``hmacKeyring``; ``hmacKeyId`` and ``hmacSecret`` are its signing key now) and the cluster id, which
+  a joined node needs to run as any other. Agents read it again every ``--hmac-refresh`` seconds to follow
+  rotations.
 
 A node renewing its certificate calls the same two CSR routes over mTLS with its current certificate and
 no token: the CSR records it as ``username`` (its CN) and ``requester`` (its role and SANs), and it reads

@@ -49,11 +49,10 @@ async def _agent_for(request: web.Request) -> tuple[AgentClient, str]:
     node_name = workload.status.get("nodeName") or workload.spec.get("nodeName")
     if not node_name:
         raise BadRequest(f'workload "{workload.metadata.name}" is not scheduled to a node yet: it has no logs')
-    if ctx.hmac_keys.keyring is None:
-        try:
-            await ctx.hmac_keys.refresh()
-        except NotFound as e:
-            raise Unavailable(f"this API server has no agent HMAC secret; it cannot reach agents: {e.message}") from e
+    try:
+        await ctx.hmac_keys.refresh()  # etcd's keyring now: this server may have started with an older one
+    except NotFound as e:
+        raise Unavailable(f"this API server has no agent HMAC secret; it cannot reach agents: {e.message}") from e
     node = await ctx.store.get("Node", "", node_name)
     address = str(node.spec.get("address") or "")
     agent = AgentClient.for_node(node.metadata.name, address, ctx.hmac_keys.signing, ca=cluster_ca(request))

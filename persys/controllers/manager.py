@@ -69,7 +69,7 @@ def build_manager(etcd_endpoints: str | Sequence[str], *, home: Path | None = No
                       lease_ttl=config.lease_ttl, clock=clock, listen=parse_listen(listen),
                       stall_seconds=config.watch_stall_seconds, owns_etcd=True)
     keyring = StoredKeyring(etcd, seed, interval=config.hmac_refresh_seconds)
-    manager.beside(keyring)
+    manager.beside(keyring, ready=keyring.tried)  # a home's file may be older than etcd's keyring: read it first
     agents = AgentPool(keyring.signing, timeout=config.agent_timeout, ca=paths.ca_cert)
     manager.on_close(agents.close)
     if "scheduler" in controllers:

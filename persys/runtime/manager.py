@@ -138,7 +138,7 @@ class Manager:
         self.controllers: list[Controller] = []
         self._informers: dict[tuple[str, str | None], Informer] = {}
         self._cleanups: list[Runnable] = []
-        self._services: list[Service] = []
+        self._services: list[tuple[Service, asyncio.Event | None]] = []
         self._stop = asyncio.Event()
         self.port: int | None = None
         self.leading = asyncio.Event()
@@ -179,9 +179,10 @@ class Manager:
         self.controllers.append(controller)
         return controller
 
-    def beside(self, service: Service) -> None:
-        """Run ``service`` beside the informers in every replica, leading or not (call before ``run``)."""
-        self._services.append(service)
+    def beside(self, service: Service, ready: asyncio.Event | None = None) -> None:
+        """Run ``service`` beside the informers in every replica, leading or not (call before ``run``); with
+        ``ready``, controllers start once it is set."""
+        self._services.append((service, ready))
 
     def on_close(self, cleanup: Runnable) -> None:
         """Run ``cleanup`` when the manager stops (close clients the controllers opened)."""
@@ -207,8 +208,8 @@ class Manager:
             async with self.supervisor:
                 for informer in self.informers():
                     await self.supervisor.start(Named(f"informer-{informer.kind}", informer.run))
-                for service in self._services:
-                    await self.supervisor.start(service)
+                for service, ready in self._services:
+                    await self.supervisor.start(service, ready=ready)
                 self._running = True
                 await self.supervisor.start(Named("leader", self._lead))
                 await self._stop.wait()

@@ -39,6 +39,7 @@ class StoredKeyring:
         self.keyring = seed
         self.interval = interval
         self.clock = clock
+        self.tried = asyncio.Event()  # set once ``run`` has read etcd once, whatever came of it
         self._signing = ""
 
     def signing(self) -> HmacKey:
@@ -82,6 +83,7 @@ class StoredKeyring:
                 pass  # a seedless process waits for etcd's first keyring (signing() says so if asked)
             except PersysError as e:
                 log.warning("cannot re-read the HMAC keyring; keeping the last one", error=e.message)
+            self.tried.set()
             await asyncio.sleep(self.interval)
 
     async def rotate(self, overlap: float) -> Keyring:
