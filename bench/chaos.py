@@ -48,7 +48,7 @@ from persys.controllers.conditions import node_ready  # noqa: E402
 from persys.errors import Conflict, NotFound, PersysError  # noqa: E402
 from persys.observability import logging  # noqa: E402
 from persys.security import pki  # noqa: E402
-from persys.security.paths import HMAC_KEY_ID, read_hmac_secret  # noqa: E402
+from persys.security.keyring import read_keyring  # noqa: E402
 from persys.store import EtcdTLS  # noqa: E402
 from persys.store.keys import leader_key  # noqa: E402
 from persys.store.server import EtcdCluster, EtcdServer, free_port  # noqa: E402
@@ -225,13 +225,14 @@ async def census(cluster: ChaosCluster, client: ApiClient, namespace: str) -> di
     workloads, _ = await client.list("Workload", namespace)
     bound = {w.metadata.uid: str(w.spec.get("nodeName") or "") for w in workloads}
     nodes, _ = await client.list("Node", None)
-    secret = read_hmac_secret(cluster.paths.hmac_secret)
+    keyring = read_keyring(cluster.paths.hmac_secret)
     records: list[tuple[str, str, str]] = []  # (uid, node, state)
     for node in nodes:
         if not node.metadata.name.startswith(cluster.node_prefix):
             continue
-        async with AgentClient.for_node(node.metadata.name, str(node.spec["address"]), HMAC_KEY_ID, secret,
-                                        ca=cluster.paths.ca_cert, timeout=10.0) as agent:
+        async with AgentClient.for_node(node.metadata.name, str(node.spec["address"]),
+                                        lambda: keyring.signing(time.time()), ca=cluster.paths.ca_cert,
+                                        timeout=10.0) as agent:
             items = await agent.list()
         records += [(item["uid"], node.metadata.name, item["state"]) for item in items
                     if item.get("namespace") == namespace]

@@ -54,7 +54,8 @@ from persys.runtime.clock import to_iso
 from persys.runtime.supervisor import Named, Supervisor, run_until, stop_signals
 from persys.security import pki
 from persys.security.bootstrap import join_command, new_token, secret_hash
-from persys.security.paths import HMAC_KEY_ID, HomePaths, read_cluster_id, read_hmac_secret
+from persys.security.keyring import read_keyring
+from persys.security.paths import HomePaths, read_cluster_id
 from persys.store import Etcd, ObjectStore
 from persys.store.clusterid import claim_cluster_id
 from persys.store.server import EtcdServer, exit_reason
@@ -213,10 +214,10 @@ class Cluster:
     async def start(self, supervisor: Supervisor) -> None:
         """Start every component but etcd under ``supervisor``, each once the ones it needs are up."""
         config = self.config
-        secret = read_hmac_secret(self.paths.hmac_secret)
+        keyring = read_keyring(self.paths.hmac_secret)  # etcd's first, until a rotation changes etcd's
         auditor = Auditor(config.audit) if config.audit is not None else Auditor.default(config.home / "audit")
         auditor.set_cluster(self.cluster_id)
-        api = ApiServer(ApiContext(self.etcd, hmac_secret=secret, audit=auditor), tls_from_home(config.home),
+        api = ApiServer(ApiContext(self.etcd, hmac_secret=keyring, audit=auditor), tls_from_home(config.home),
                         listen=(LOCALHOST, config.http_port), secure_listen=(LOCALHOST, config.api_port),
                         etcd_state=self.etcd_child.state, certificate=server_certificate(config.home))
         await api.start(supervisor)
@@ -260,7 +261,7 @@ class Cluster:
         identity = f"node-{config.node_name}"
         settings = LaunchSettings(
             name=config.node_name, host=LOCALHOST, port=config.agent_port, runtime="docker",
-            secrets={HMAC_KEY_ID: read_hmac_secret(self.paths.hmac_secret)},
+            secrets=read_keyring(self.paths.hmac_secret), keyring_file=self.paths.hmac_secret,
             state_dir=self.paths.state / f"agent-{config.node_name}", server=config.server_url,
             dns=f"{LOCALHOST}:{config.dns_port}", zone=config.zone, cluster_id=self.cluster_id)
         credentials = Credentials(self.paths.ca_cert, self.paths.cert(identity), self.paths.key(identity))

@@ -19,7 +19,7 @@ import asyncio
 import json
 import ssl
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -31,6 +31,7 @@ from yarl import URL
 from persys.errors import AgentError, NotFound, PersysError, Unauthorized
 from persys.observability.tracing import inject, tracer
 from persys.security.hmac import sign
+from persys.security.keyring import HmacKey
 from persys.security.pki import AGENTS, cert_identity
 from persys.security.tls import trusting
 
@@ -75,25 +76,30 @@ class AgentClient:
     """Talks to the agent of ``node`` at ``base_url`` (``http://HOST:PORT`` or ``https://…``) with key ``key_id``.
 
     ``https://`` needs ``node`` and the cluster CA ``ca`` (see ``node_context``); every request is
-    signed for ``node`` (requests without one, from tools and tests, name no node).
+    signed for ``node`` (requests without one, from tools and tests, name no node). With ``keys`` each
+    request is signed with the key it answers then (the keyring's signing key, which rotation changes)
+    instead of ``key_id`` and ``secret``.
     """
 
     def __init__(self, base_url: str, key_id: str, secret: bytes, timeout: float = 10.0, *,
-                 node: str = "", ca: Path | bytes | None = None) -> None:
+                 node: str = "", ca: Path | bytes | None = None, keys: Callable[[], HmacKey] | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.key_id = key_id
         self.secret = secret
+        self.keys = keys
         self.timeout = timeout
         self.node = node
         self._tls = self._verifying(ca) if self.base_url.startswith("https://") else None
         self._session: aiohttp.ClientSession | None = None
 
     @classmethod
-    def for_node(cls, node: str, address: str, key_id: str, secret: bytes, *, ca: Path | bytes | None,
+    def for_node(cls, node: str, address: str, keys: Callable[[], HmacKey], *, ca: Path | bytes | None,
                  timeout: float = 10.0) -> AgentClient:
-        """The client of ``node``'s agent at its Node's ``spec.address`` (``HOST:PORT`` is plain HTTP)."""
+        """The client of ``node``'s agent at its Node's ``spec.address`` (``HOST:PORT`` is plain HTTP), signing
+        with the key ``keys()`` answers at each request."""
         url = address if address.startswith(("http://", "https://")) else f"http://{address}"
-        return cls(url, key_id, secret, timeout, node=node, ca=ca)
+        key = keys()
+        return cls(url, key.id, key.secret, timeout, node=node, ca=ca, keys=keys)
 
     def _verifying(self, ca: Path | bytes | None) -> ssl.SSLContext:
         if not self.node or ca is None:
@@ -126,7 +132,8 @@ class AgentClient:
         return AgentError(f"agent {self.base_url} unreachable: {e or type(e).__name__}")
 
     def _signed(self, method: str, path_qs: str, body: bytes) -> dict[str, str]:
-        headers = {"Authorization": sign(method, path_qs, body, self.key_id, self.secret, node=self.node)}
+        key = HmacKey(self.key_id, self.secret) if self.keys is None else self.keys()
+        headers = {"Authorization": sign(method, path_qs, body, key.id, key.secret, node=self.node)}
         if body:
             headers["Content-Type"] = "application/json"
         inject(headers)

@@ -6,6 +6,9 @@ Its ``/healthz`` answers 503, naming the task and the error, while one of its no
 dead. Stopping an agent closes its listener and connections but never stops a workload: the
 containers keep running and the next agent rebuilds its state from them.
 
+With a Node registration the agent also follows the agents' HMAC keyring (``persys.agentd.hmackeys``):
+it re-reads it from the API every ``keyring_refresh`` seconds, so that rotations need no restart.
+
 Given TLS (``serve_tls``, ``AgentConfig.tls``) the agent serves HTTPS with its node certificate and
 its Node advertises an ``https://`` address, so that the control plane can check that it calls this
 node and no other (``persys.agentclient``); without, plain HTTP, as hollow nodes run.
@@ -14,7 +17,7 @@ node and no other (``persys.agentclient``); without, plain HTTP, as hollow nodes
 from __future__ import annotations
 
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +26,7 @@ from aiohttp.typedefs import Middleware
 
 from persys.agentd.events import EventHub
 from persys.agentd.executor import Executor
+from persys.agentd.hmackeys import REFRESH_SECONDS, KeyringFollower
 from persys.agentd.node import NodeRegistration
 from persys.agentd.prober import ProbeHost, Prober
 from persys.agentd.runtime import Runtime
@@ -32,6 +36,7 @@ from persys.observability.logging import get_logger
 from persys.renewal import CertificateRenewer
 from persys.runtime.supervisor import Component, Named, Service, health_response
 from persys.security.hmac import Verifier
+from persys.security.keyring import Keyring
 from persys.security.tls import presenting
 
 log = get_logger("agent")
@@ -45,7 +50,7 @@ class AgentConfig:
     name: str
     host: str
     port: int
-    secrets: dict[str, bytes]
+    secrets: Mapping[str, bytes] | Keyring  # the keys it accepts: a keyring, or secrets by key id
     runtime_factory: Callable[[str, EventHub], Runtime]
     labels: dict[str, str] = field(default_factory=dict)
     parallelism: int = 8
@@ -54,6 +59,8 @@ class AgentConfig:
     tls: ssl.SSLContext | None = None  # HTTPS with the node's certificate (``node_tls``); None: plain HTTP
     cluster_id: str = ""  # stamped on the containers it creates; it claims only its cluster's (runtime_factory's)
     certificate: tuple[Path, Path, Path] | None = None  # (cert, key, ca) it renews through CSRs; None: none
+    keyring_file: Path | None = None  # where the keyring it follows is saved for its next start; None: nowhere
+    keyring_refresh: float = REFRESH_SECONDS  # re-read the keyring from the API this often (with a registration)
 
     @property
     def address(self) -> str:
@@ -94,6 +101,10 @@ class Agent(Component):
         services: list[Service] = [Named(f"{self.name}/heartbeat", registration.run)] if registration else []
         if registration is not None and self.config.certificate is not None:
             services.append(Named(f"{self.name}/certificate", self._renewer(registration).run))
+        if registration is not None:
+            follower = KeyringFollower(self.config.name, self.verifier, lambda: registration.api,
+                                       self.config.keyring_file, interval=self.config.keyring_refresh)
+            services.append(Named(f"{self.name}/hmac-keyring", follower.run))
         if self.prober is not None:
             services.append(Named(f"{self.name}/prober", self.prober.run))
         return services

@@ -10,7 +10,7 @@
    ``127.0.0.1`` and the hosts it listens on and advertises.
 3. Submit it as a CertificateSigningRequest with ``Authorization: Bearer <token>`` and poll it until the
    csr-signer issues the certificate (or denies it: the reason is the error).
-4. With the new certificate, fetch the agents' HMAC secret and the cluster id (``GET /bootstrap/node-config``).
+4. With the new certificate, fetch the agents' HMAC keyring and the cluster id (``GET /bootstrap/node-config``).
 
 Everything lands under ``<state-dir>/pki`` (keys and secret owner-only). A node that joined before finds
 its files there and does not join again. One span, ``agent.join``, covers it all; its ``traceparent``
@@ -30,13 +30,14 @@ from typing import Any
 
 import aiohttp
 
+from persys.agentd.hmackeys import node_keyring
 from persys.client.api import ApiClient
-from persys.errors import Forbidden, PersysError, Unavailable
+from persys.errors import Forbidden, Unavailable
 from persys.observability import tracing
 from persys.observability.logging import get_logger
 from persys.security import csr
 from persys.security.bootstrap import CLUSTER_INFO_PATH, CSR_PATH, NODE_CONFIG_PATH, ca_hashes
-from persys.security.paths import HMAC_KEY_ID
+from persys.security.keyring import write_keyring
 
 log = get_logger("agent.join")
 AGENT_SANS = ("localhost", "127.0.0.1")
@@ -172,11 +173,9 @@ async def _certificate(settings: JoinSettings, files: JoinFiles, request: str) -
 
 
 async def _node_config(settings: JoinSettings, files: JoinFiles) -> None:
-    """The HMAC secret and cluster id, asked for with the node's new certificate."""
+    """The HMAC keyring and cluster id, asked for with the node's new certificate."""
     async with ApiClient(settings.server, ca=files.ca, cert=files.cert, key=files.key, timeout=10.0,
                          headers=tracing.inject({})) as client:
         _, config, _ = await client.request("GET", NODE_CONFIG_PATH)
-    if not isinstance(config, dict) or config.get("hmacKeyId") != HMAC_KEY_ID or not config.get("hmacSecret"):
-        raise PersysError(f"{settings.server}{NODE_CONFIG_PATH} did not answer the agents' HMAC secret")
-    _write(files.hmac_secret, (str(config["hmacSecret"]) + "\n").encode(), private=True)
+    write_keyring(files.hmac_secret, node_keyring(config, f"{settings.server}{NODE_CONFIG_PATH}"))
     _write(files.cluster_id, (str(config.get("clusterId") or "") + "\n").encode())

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from persys.agentd.daemon import Agent, AgentConfig
 from persys.agentd.events import EventHub
+from persys.agentd.hmackeys import REFRESH_SECONDS
 from persys.agentd.node import NodeRegistration
 from persys.agentd.runtime import Runtime
 from persys.agentd.simulated import SimulatedRuntime, SimulationConfig
@@ -23,6 +24,7 @@ from persys.client.api import ApiClient
 from persys.client.discovery import pick_api_server
 from persys.observability.logging import get_logger
 from persys.renewal import finish_swap
+from persys.security.keyring import Keyring
 
 log = get_logger("agent")
 
@@ -44,7 +46,7 @@ class LaunchSettings:
     host: str
     port: int
     runtime: str
-    secrets: dict[str, bytes]
+    secrets: Keyring
     state_dir: Path
     server: str = ""
     labels: dict[str, str] = field(default_factory=dict)
@@ -55,6 +57,8 @@ class LaunchSettings:
     dns: str = field(default_factory=lambda: os.environ.get("PERSYS_DNS", ""))  # HOST:PORT; "": no discovery
     zone: str = field(default_factory=lambda: os.environ.get("PERSYS_ZONE", "") or "persys.local")
     cluster_id: str = ""  # the cluster whose containers these nodes claim ("": containers without one)
+    keyring_file: Path | None = None  # the file ``secrets`` came from: the keyring the agents follow is saved there
+    keyring_refresh: float = REFRESH_SECONDS  # seconds between re-reads of the HMAC keyring from the API
 
 
 def runtime_factory(settings: LaunchSettings, state_dir: Path) -> Callable[[str, EventHub], Runtime]:
@@ -90,7 +94,7 @@ def build_agents(settings: LaunchSettings, credentials: Callable[[str], Credenti
             name=name, host=settings.host, port=port, secrets=settings.secrets,
             runtime_factory=runtime_factory(settings, state_dir), labels=settings.labels,
             parallelism=settings.parallelism, registration=registration, cluster_id=settings.cluster_id,
-            certificate=renewable)))
+            certificate=renewable, keyring_file=settings.keyring_file, keyring_refresh=settings.keyring_refresh)))
     return agents
 
 

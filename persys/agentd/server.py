@@ -1,7 +1,9 @@
 """The agent's HTTP API (aiohttp): HMAC-verified routes over the executor and the runtime.
 
 Every route except ``/healthz`` and ``/metrics`` needs a valid ``PERSYS-HMAC-SHA256``
-signature; a refused request answers 401 with the reason. Changes are queued on the
+signature; a refused request answers 401 with the reason. ``persys_agent_signed_requests_total`` counts
+them by node, key id (``keyId`` of the ones accepted) and result: during an HMAC rotation it shows when
+signers stopped using the old key, and that none was refused. Changes are queued on the
 executor and answered with 202 and an operation id; reads go straight to the runtime.
 Errors are the same JSON ``Status`` bodies the API server answers with (``persys.httpedge``):
 a bad body or query answers 400 naming the problem, and only a fault of the agent's own is a 500.
@@ -20,11 +22,12 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 from opentelemetry import context as otel_context
+from prometheus_client import Counter
 
 from persys.agentd.events import EventHub
 from persys.agentd.executor import Executor
 from persys.agentd.runtime import Runtime, WorkloadSpec
-from persys.errors import BadRequest, Conflict, NotFound, PersysError
+from persys.errors import BadRequest, Conflict, NotFound, PersysError, Unauthorized
 from persys.httpedge import error_middleware, read_json
 from persys.observability import metrics
 from persys.observability.logging import bound, get_logger
@@ -38,6 +41,9 @@ MAX_BODY = 4 * 1024 * 1024
 KEEPALIVE_SECONDS = 15.0
 MAX_OPERATION_WAIT = 60.0
 MAX_TAIL = 10_000  # the most log lines one request may ask for (the API's limit too)
+
+SIGNED = Counter("persys_agent_signed_requests_total", "Signed requests by node, key id and result",
+                 ["node", "key", "result"])  # result accepted (by key id) or refused (key "": any, even made up)
 
 log = get_logger("agent")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -56,7 +62,13 @@ def signed(verifier: Verifier, node: str = "") -> Middleware:
                     bound(node=node, uid=request.match_info.get("uid")):
                 if request.path not in UNSIGNED:
                     body = await request.read()
-                    verifier.verify(request.method, request.raw_path, body, request.headers.get("Authorization"))
+                    try:
+                        key = verifier.verify(request.method, request.raw_path, body,
+                                              request.headers.get("Authorization"))
+                    except Unauthorized:
+                        SIGNED.labels(node, "", "refused").inc()
+                        raise
+                    SIGNED.labels(node, key, "accepted").inc()
                 return await handler(request)
         finally:
             otel_context.detach(token)

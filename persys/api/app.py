@@ -20,7 +20,7 @@ from typing import Any
 from aiohttp import web
 
 import persys
-from persys.api import bootstrap, discovery, middleware, openapi, resources, review
+from persys.api import bootstrap, discovery, hmackeys, middleware, openapi, resources, review
 from persys.api.audit import auditor
 from persys.api.auth import Handler, allow
 from persys.api.context import API_CONTEXT, ApiContext, api_context
@@ -122,6 +122,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", GROUP_PREFIX, discovery.group_kinds),
     ("POST", review.PATH, review.review),  # before the object routes, whose {plural} would take it
     *bootstrap.ROUTES,  # joining nodes: /cluster-info and the token-authenticated CSR routes
+    *hmackeys.ROUTES,  # admins: the agents' HMAC keyring and its rotation
     *object_routes(PREFIX),
 ]
 # the same routes for the kinds of every other group (custom kinds), after the built-in ones

@@ -9,8 +9,10 @@
   A request that is not a certificate request, or whose key is too weak, is refused here (422).
 - ``GET /bootstrap/certificatesigningrequests/{name}``: the same token reads the CSRs it created, and
   only those (any other name is a 404, whether it exists or not).
-- ``GET /bootstrap/node-config``: for agents, over mTLS: the HMAC secret the controllers sign their calls
-  with and the cluster id, which a joined node needs to run as any other.
+- ``GET /bootstrap/node-config``: for agents, over mTLS: the HMAC keyring the controllers sign their calls
+  with (``hmacKeyring``; ``hmacKeyId`` and ``hmacSecret`` are its signing key now) and the cluster id, which
+  a joined node needs to run as any other. Agents read it again every ``--hmac-refresh`` seconds to follow
+  rotations.
 
 A component renewing its certificate (an agent, the API server, the controllers, the gateway, an operator,
 the CLI's admin) calls the same two CSR routes over mTLS with its current certificate and no token: the CSR
@@ -53,7 +55,6 @@ from persys.security.bootstrap import (
     secret_matches,
     split_token,
 )
-from persys.security.paths import HMAC_KEY_ID
 from persys.security.pki import AGENTS, cert_identity
 from persys.store.clusterid import CLUSTER_ID_KEY
 
@@ -201,13 +202,17 @@ async def get_csr(request: web.Request) -> web.Response:
 
 @allow(AGENTS)
 async def node_config(request: web.Request) -> web.Response:
-    """What a joined node needs besides its certificate: the agents' HMAC secret and the cluster id."""
+    """What a joined node needs besides its certificate: the agents' HMAC keyring and the cluster id."""
     ctx = api_context(request)
     identity(request)
-    if ctx.hmac_secret is None:
-        raise Unavailable("this API server was started without the agents' HMAC secret")
+    try:
+        keyring = await ctx.hmac_keys.refresh()
+    except NotFound as e:
+        raise Unavailable(f"this API server was started without the agents' HMAC secret: {e.message}") from e
+    signing = keyring.signing(time.time())
     found = await ctx.etcd.get(CLUSTER_ID_KEY)
-    return web.json_response({"kind": "NodeConfig", "hmacKeyId": HMAC_KEY_ID, "hmacSecret": ctx.hmac_secret.decode(),
+    return web.json_response({"kind": "NodeConfig", "hmacKeyId": signing.id, "hmacSecret": signing.secret.decode(),
+                              "hmacKeyring": keyring.to_dict(),
                               "clusterId": found.value.decode() if found is not None else ""})
 
 

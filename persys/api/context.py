@@ -6,7 +6,9 @@ the custom kinds it serves, which it learns at runtime (``persys.api.definitions
 Components that must see writes before or after the store does hook in through ``admission``
 (may refuse or complete an object, dry runs included) and ``written`` (told what was stored).
 ``bindings`` is where authorization reads the RoleBindings and ClusterRoleBindings from (the API
-server's cache, ``persys.api.permission``); without one they are read from etcd.
+server's cache, ``persys.api.permission``); without one they are read from etcd. ``hmac_keys`` is the
+agents' HMAC keyring as etcd holds it (``persys.store.hmackeys``), which the server writes there first
+when etcd has none and it was given ``hmac_secret``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from aiohttp import web
 from persys.api.watchcache import HISTORY, WatchCaches
 from persys.resources import Kind, Registry, Resource
 from persys.resources.kinds import default_registry
+from persys.security.keyring import Keyring
 from persys.store import Etcd, ObjectStore
+from persys.store.hmackeys import REFRESH_SECONDS, StoredKeyring
 
 if TYPE_CHECKING:
     from persys.api.audit.auditor import Auditor
@@ -43,7 +47,9 @@ class ApiContext:
     registry: Registry = field(default_factory=default_registry)
     bookmark_interval: float = 5.0  # seconds of watch silence before a BOOKMARK line
     watch_history: int = HISTORY  # events per kind the watch cache keeps for watches that resume
-    hmac_secret: bytes | None = None  # the agents' shared secret, for routes that call agents (logs)
+    hmac_secret: bytes | Keyring | None = None  # the agents' keyring (a secret: key id default), for etcd's first
+    hmac_refresh_seconds: float = REFRESH_SECONDS  # re-read etcd's keyring this often
+    hmac_keys: StoredKeyring = field(init=False)  # what routes that call agents sign with (logs), node-config serves
     store: ObjectStore = field(init=False)
     watch_caches: WatchCaches = field(init=False)  # one etcd watch per kind, shared by the client watches
     watches: set[asyncio.Task[Any]] = field(default_factory=set)  # cancelled at shutdown
@@ -56,6 +62,8 @@ class ApiContext:
 
     def __post_init__(self) -> None:
         self.store = ObjectStore(self.etcd, self.registry)
+        seed = Keyring.single(self.hmac_secret) if isinstance(self.hmac_secret, bytes) else self.hmac_secret
+        self.hmac_keys = StoredKeyring(self.etcd, seed, interval=self.hmac_refresh_seconds)
         self.watch_caches = WatchCaches(self.store, history=self.watch_history)
 
     async def admit(self, kind: Kind, obj: Resource, current: Resource | None) -> None:

@@ -1,7 +1,7 @@
 """``GET …/workloads/{name}/log``: a workload's container logs, fetched from its node's agent.
 
 The API is the one door for users, so ``persys logs`` goes through it (mTLS, roles) and the
-API server calls the agent with the HMAC secret, like the controllers do. The request is signed
+API server calls the agent with the HMAC keyring's signing key, like the controllers do. The request is signed
 for the workload's node and, to an agent serving https, sent only once the agent has presented
 that node's certificate, signed by the same cluster CA the API's own mTLS listener trusts: a node
 that registered another node's address, or captured a request meant for another node, gets
@@ -18,10 +18,9 @@ from persys.api.app import PREFIX
 from persys.api.auth import FULL_ACCESS, allow
 from persys.api.context import api_context
 from persys.api.permission import permit
-from persys.errors import BadRequest, Unavailable
+from persys.errors import BadRequest, NotFound, Unavailable
 from persys.httpedge import is_digits
 from persys.resources.kinds import WORKLOAD
-from persys.security.paths import HMAC_KEY_ID
 from persys.security.pki import GATEWAY
 
 MAX_TAIL = 10_000
@@ -50,11 +49,13 @@ async def _agent_for(request: web.Request) -> tuple[AgentClient, str]:
     node_name = workload.status.get("nodeName") or workload.spec.get("nodeName")
     if not node_name:
         raise BadRequest(f'workload "{workload.metadata.name}" is not scheduled to a node yet: it has no logs')
-    if ctx.hmac_secret is None:
-        raise Unavailable("this API server has no agent HMAC secret; it cannot reach agents")
+    try:
+        await ctx.hmac_keys.refresh()  # etcd's keyring now: this server may have started with an older one
+    except NotFound as e:
+        raise Unavailable(f"this API server has no agent HMAC secret; it cannot reach agents: {e.message}") from e
     node = await ctx.store.get("Node", "", node_name)
     address = str(node.spec.get("address") or "")
-    agent = AgentClient.for_node(node.metadata.name, address, HMAC_KEY_ID, ctx.hmac_secret, ca=cluster_ca(request))
+    agent = AgentClient.for_node(node.metadata.name, address, ctx.hmac_keys.signing, ca=cluster_ca(request))
     return agent, workload.metadata.uid
 
 

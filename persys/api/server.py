@@ -29,7 +29,8 @@ from persys.httpedge import LIMITS, GuardedSite, ListenerLimits, app_runner
 from persys.observability.logging import get_logger
 from persys.renewal import CertificateRenewer
 from persys.runtime.supervisor import Component, Named, Service, Supervisor, run_process
-from persys.security.paths import HomePaths, read_cluster_id, read_hmac_secret
+from persys.security.keyring import read_keyring
+from persys.security.paths import HomePaths, read_cluster_id
 from persys.security.tls import server_context
 from persys.store import Etcd, EtcdTLS
 from persys.store.clusterid import claim_cluster_id
@@ -118,7 +119,7 @@ class ApiServer(Component):
     def background(self) -> list[Service]:
         renewal = [Named("api/certificate", CertificateRenewer("server", *self.certificate, self._own_url).run)] \
             if self.certificate is not None else []
-        return [*self.definitions.services(), *self.bindings.services(),
+        return [*self.definitions.services(), *self.bindings.services(), self.ctx.hmac_keys,
                 *(self.ctx.audit.services() if self.ctx.audit else []), *renewal]
 
     def _own_url(self) -> str:
@@ -157,7 +158,7 @@ async def serve(etcd_urls: str, home: Path, listen: str, secure_listen: str, *,
     secret = HomePaths(home).hmac_secret
     auditor = Auditor(audit) if audit is not None else Auditor.default(home / "audit")
     ctx = ApiContext(etcd, bookmark_interval=bookmark_interval,
-                     hmac_secret=read_hmac_secret(secret) if secret.exists() else None, audit=auditor)
+                     hmac_secret=read_keyring(secret) if secret.exists() else None, audit=auditor)
     server = ApiServer(ctx, tls_from_home(home), listen=parse_address(listen),
                        secure_listen=parse_address(secure_listen), certificate=server_certificate(home))
 

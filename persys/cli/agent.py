@@ -20,7 +20,8 @@ from persys.cli.session import CliState, option
 from persys.errors import BadRequest
 from persys.observability import logging as plog
 from persys.observability import tracing
-from persys.security.paths import HMAC_KEY_ID, HomePaths, read_cluster_id, read_hmac_secret
+from persys.security.keyring import read_keyring
+from persys.security.paths import HomePaths, read_cluster_id
 
 if TYPE_CHECKING:
     from persys.agentd.daemon import Agent
@@ -136,7 +137,11 @@ def _serve_tls(agents: list[Agent], files: Callable[[str], tuple[Path, Path, Pat
 @option("--tls/--no-tls", default=None, help="Serve HTTPS with the node certificate (default: with --server, "
         "for one node; hollow nodes serve plain HTTP).")
 @option("--hmac-secret", type=click.Path(dir_okay=False, path_type=Path), default=None,
-        help="File holding the agents' HMAC secret (default $PERSYS_HOME/pki/agent-hmac.secret).")
+        help="File holding the agents' HMAC secret or keyring (default $PERSYS_HOME/pki/agent-hmac.secret); the "
+             "keyring read from the API is saved there.")
+@option("--hmac-refresh", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+        help="Seconds between re-reads of the HMAC keyring from the API (rotations: keep it well under the "
+             "overlap window).")
 @option("--join", default="", help="Join the cluster whose API server is at https://HOST:PORT with --token: the "
         "node's certificate, the CA and the HMAC secret are fetched into <state-dir>/pki (replaces --server).")
 @option("--token", default="", help="Bootstrap token for --join (persys token create): <id>.<secret>.")
@@ -152,9 +157,9 @@ def _serve_tls(agents: list[Agent], files: Callable[[str], tuple[Path, Path, Pat
 @click.pass_obj
 def agent(state: CliState, name: str, listen: str, advertise: str, server: str, dns: str, zone: str, runtime: str,
           cluster: str, labels: tuple[str, ...], state_dir: Path | None, cert: Path | None, key: Path | None,
-          ca: Path | None, tls: bool | None, hmac_secret: Path | None, join: str, token: str, ca_hash: str,
-          join_timeout: float, parallelism: int, nodes: int, base_port: int | None, sim_start_latency: float | None,
-          sim_exit_after: float | None) -> None:
+          ca: Path | None, tls: bool | None, hmac_secret: Path | None, hmac_refresh: float, join: str, token: str,
+          ca_hash: str, join_timeout: float, parallelism: int, nodes: int, base_port: int | None,
+          sim_start_latency: float | None, sim_exit_after: float | None) -> None:
     """Run the node agent: an HMAC-signed HTTP API driving Docker (or hollow containers)."""
     from persys.agentd.launcher import Credentials, LaunchSettings, build_agents
     from persys.agentd.simulated import SimulationConfig
@@ -170,8 +175,7 @@ def agent(state: CliState, name: str, listen: str, advertise: str, server: str, 
         server, cert, key, ca, hmac_secret = join, joined.cert, joined.key, joined.ca, joined.hmac_secret
         cluster = cluster or joined.cluster_id.read_text().strip()
     secret_file = hmac_secret or paths.hmac_secret
-    if not secret_file.exists():
-        raise BadRequest(f"no HMAC secret at {secret_file}: run `persys pki init` (or pass --hmac-secret)")
+    keyring = read_keyring(secret_file)
     simulation = SimulationConfig.from_env()
     if sim_start_latency is not None:
         simulation.start_latency = sim_start_latency
@@ -179,7 +183,7 @@ def agent(state: CliState, name: str, listen: str, advertise: str, server: str, 
         simulation.exit_after = sim_exit_after
     settings = LaunchSettings(
         name=name, host=host, port=base_port if base_port is not None and nodes else port, runtime=runtime,
-        secrets={HMAC_KEY_ID: read_hmac_secret(secret_file)},
+        secrets=keyring, keyring_file=secret_file, keyring_refresh=hmac_refresh,
         state_dir=state_dir, server=server, labels=_labels(labels),
         advertise_host=advertise, nodes=nodes, parallelism=parallelism, simulation=simulation, dns=dns, zone=zone,
         cluster_id=cluster_id(paths, cluster))

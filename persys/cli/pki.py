@@ -1,11 +1,19 @@
-"""``persys pki init`` and ``persys pki issue``: the cluster CA and the certificates it signs."""
+"""``persys pki init`` and ``persys pki issue``: the cluster CA and the certificates it signs; ``persys pki
+hmac-keys`` and ``rotate-hmac``: the agents' HMAC keyring, through the API (admins)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import click
 
+from persys.api.hmackeys import PATH as HMAC_KEYRING_PATH
 from persys.cli.printing import click_echo
-from persys.cli.session import CliState, option
+from persys.cli.session import CliState, call, client_options, option
+from persys.cli.token import parse_duration
+from persys.client import ApiClient
+from persys.runtime.clock import to_iso
 from persys.security import pki as certs
 from persys.security.paths import HomePaths, read_cluster_id
 
@@ -74,3 +82,47 @@ def rotate_ca(state: CliState, step: str) -> None:
     else:
         certs.rotate_ca_finish(paths)
     click_echo(ROTATION_STEPS[step].format(ca=paths.ca_cert))
+
+
+def _when(value: Any) -> str:
+    return to_iso(float(value)) if isinstance(value, int | float) and value > 0 else "-"
+
+
+def _keys_table(keyring: Any) -> str:
+    """The keys an ``/hmac-keyring`` answer lists, one aligned row each (times in UTC)."""
+    rows = [("KEY", "STATE", "SIGNS FROM", "EXPIRES")] + [
+        (str(k.get("id")), str(k.get("state")), _when(k.get("signFrom")), _when(k.get("expires")))
+        for k in (keyring.get("keys") or [] if isinstance(keyring, dict) else [])]
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+
+
+@pki.command("hmac-keys")
+@client_options
+@click.pass_context
+def hmac_keys(ctx: click.Context, server: str | None, config_file: Path | None) -> None:
+    """List the agents' HMAC keys (no secrets): which signs now, which is next, when each expires (admins)."""
+    async def run(client: ApiClient) -> Any:
+        return (await client.request("GET", HMAC_KEYRING_PATH))[1]
+
+    click_echo(_keys_table(call(ctx, run, server=server, config_file=config_file)))
+
+
+@pki.command("rotate-hmac")
+@option("--overlap", default="10m", show_default=True,
+        help="The overlap window (90s, 10m, 1h): agents accept the new key at once, signers switch to it after "
+             "this long, the old key expires after twice this long. Keep it well above the agents' --hmac-refresh.")
+@client_options
+@click.pass_context
+def rotate_hmac(ctx: click.Context, overlap: str, server: str | None, config_file: Path | None) -> None:
+    """Add a new HMAC key for agent requests and retire the old one after the overlap window (admins)."""
+    seconds = parse_duration(overlap, "--overlap")
+
+    async def run(client: ApiClient) -> Any:
+        return (await client.request("POST", HMAC_KEYRING_PATH + "/rotate", body={"overlapSeconds": seconds}))[1]
+
+    answer = call(ctx, run, server=server, config_file=config_file)
+    new = (answer.get("keys") or [{}])[-1] if isinstance(answer, dict) else {}
+    click_echo(f"HMAC key {new.get('id')} added: agents accept it now, signers switch to it at "
+               f"{_when(new.get('signFrom'))}, the keys before it expire as listed")
+    click_echo(_keys_table(answer))

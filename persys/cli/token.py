@@ -29,12 +29,17 @@ _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 MAX_TTL = 365 * 86400
 
 
-def parse_ttl(text: str) -> float:
-    """``90s``, ``30m``, ``1h``, ``7d`` or plain seconds; BadParameter outside (0, 365d]."""
+def parse_duration(text: str, param: str) -> float:
+    """``90s``, ``30m``, ``1h``, ``7d`` or plain seconds; BadParameter naming ``param`` for anything else."""
     found = _DURATION.fullmatch(text.strip())
     if not found:
-        raise click.BadParameter(f"{text!r} is not a duration (90s, 30m, 1h, 7d)", param_hint="--ttl")
-    seconds = float(found.group(1)) * _UNITS[found.group(2)]
+        raise click.BadParameter(f"{text!r} is not a duration (90s, 30m, 1h, 7d)", param_hint=param)
+    return float(found.group(1)) * _UNITS[found.group(2)]
+
+
+def parse_ttl(text: str) -> float:
+    """``90s``, ``30m``, ``1h``, ``7d`` or plain seconds; BadParameter outside (0, 365d]."""
+    seconds = parse_duration(text, "--ttl")
     if not 0 < seconds <= MAX_TTL:
         raise click.BadParameter(f"{text!r} must be more than 0 and at most 365d", param_hint="--ttl")
     return seconds

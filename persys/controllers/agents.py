@@ -8,23 +8,26 @@ certificate. Over https the client accepts only that node's certificate, signed 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from persys.agentclient import AgentClient
 from persys.errors import AgentError
 from persys.resources.model import Resource
+from persys.security.keyring import HmacKey
 from persys.security.paths import HomePaths, default_home
 
 
 class AgentPool:
     """Clients by node name, re-created when a node's address changes; closed together.
 
-    ``ca`` is the cluster CA agents' certificates are verified against (default: ``$PERSYS_HOME``'s).
+    ``keys()`` is the HMAC key to sign with at each request (the keyring's signing key, which changes
+    during a rotation). ``ca`` is the cluster CA agents' certificates are verified against (default:
+    ``$PERSYS_HOME``'s).
     """
 
-    def __init__(self, key_id: str, secret: bytes, *, timeout: float = 10.0, ca: Path | None = None) -> None:
-        self.key_id = key_id
-        self.secret = secret
+    def __init__(self, keys: Callable[[], HmacKey], *, timeout: float = 10.0, ca: Path | None = None) -> None:
+        self.keys = keys
         self.timeout = timeout
         self.ca = ca or HomePaths(default_home()).ca_cert
         self._clients: dict[str, tuple[str, AgentClient]] = {}
@@ -40,8 +43,7 @@ class AgentPool:
             return current[1]
         if current is not None:
             self._retired.append(current[1])
-        client = AgentClient.for_node(node.metadata.name, address, self.key_id, self.secret, ca=self.ca,
-                                      timeout=self.timeout)
+        client = AgentClient.for_node(node.metadata.name, address, self.keys, ca=self.ca, timeout=self.timeout)
         self._clients[node.metadata.name] = (address, client)
         return client
 

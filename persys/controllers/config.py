@@ -29,6 +29,7 @@ class ControllersConfig:
     watch_stall_seconds: float = 300.0   # informer watchdog: relist after this much silence
     git_poll_seconds: float = 180.0      # git poller: ask followed branches for their tip this often (0: never)
     certificate_seconds: float = 30 * 86400.0  # csr-signer: lifetime of what it signs (renewed at 2/3)
+    hmac_refresh_seconds: float = 10.0   # re-read the agents' HMAC keyring from etcd this often (rotation)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ControllersConfig:

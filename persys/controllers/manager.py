@@ -24,8 +24,10 @@ from persys.resources.kinds import default_registry
 from persys.resources.registry import Registry
 from persys.runtime.clock import Clock
 from persys.runtime.manager import Manager
-from persys.security.paths import HMAC_KEY_ID, HomePaths, default_home, read_hmac_secret
+from persys.security.keyring import Keyring, read_keyring
+from persys.security.paths import HomePaths, default_home
 from persys.store.etcd import Etcd, EtcdTLS
+from persys.store.hmackeys import StoredKeyring
 
 ALL_CONTROLLERS = ("scheduler", "reconciler", "status", "monitor", "gc", "git-poller", "csr-signer", "token-cleaner")
 
@@ -47,9 +49,11 @@ def build_manager(etcd_endpoints: str | Sequence[str], *, home: Path | None = No
                   registry: Registry | None = None, etcd_tls: EtcdTLS | None = None) -> Manager:
     """A manager running ``controllers`` against the etcd at ``etcd_endpoints``.
 
-    The agents' HMAC secret is ``hmac_secret`` or read from ``$PERSYS_HOME/pki/agent-hmac.secret``
-    (key id ``default``). ``controllers`` picks which of these run (all by default); ``extra``
-    callables add more to the manager before it runs (``dns_registrar(zone)``, your own).
+    The agents' HMAC keyring is etcd's (``persys.store.hmackeys``), re-read every
+    ``config.hmac_refresh_seconds``; where etcd has none yet the manager writes its own there:
+    ``hmac_secret`` (key id ``default``) or the keyring in ``$PERSYS_HOME/pki/agent-hmac.secret``.
+    ``controllers`` picks which of these run (all by default); ``extra`` callables add more to the
+    manager before it runs (``dns_registrar(zone)``, your own).
     ``etcd_tls`` secures its etcd connection. The manager owns its etcd connection and agent clients
     and closes them. Its kinds are the built-in ones in a ``registry`` of its own (the garbage
     collector adds custom kinds to it).
@@ -58,14 +62,15 @@ def build_manager(etcd_endpoints: str | Sequence[str], *, home: Path | None = No
     if unknown:
         raise ValueError(f"unknown controllers: {', '.join(sorted(unknown))}; known: {', '.join(ALL_CONTROLLERS)}")
     config = config or ControllersConfig()
-    if hmac_secret is None:
-        hmac_secret = read_hmac_secret(HomePaths(home or default_home()).hmac_secret)
+    paths = HomePaths(home or default_home())
+    seed = Keyring.single(hmac_secret) if hmac_secret is not None else read_keyring(paths.hmac_secret)
     etcd = Etcd(etcd_endpoints, tls=etcd_tls)
     manager = Manager(etcd, registry=registry or default_registry(), component="controllers", identity=identity,
                       lease_ttl=config.lease_ttl, clock=clock, listen=parse_listen(listen),
                       stall_seconds=config.watch_stall_seconds, owns_etcd=True)
-    agents = AgentPool(HMAC_KEY_ID, hmac_secret, timeout=config.agent_timeout,
-                       ca=HomePaths(home or default_home()).ca_cert)
+    keyring = StoredKeyring(etcd, seed, interval=config.hmac_refresh_seconds)
+    manager.beside(keyring, ready=keyring.tried)  # a home's file may be older than etcd's keyring: read it first
+    agents = AgentPool(keyring.signing, timeout=config.agent_timeout, ca=paths.ca_cert)
     manager.on_close(agents.close)
     if "scheduler" in controllers:
         manager.add(Scheduler(retry_seconds=config.schedule_retry_seconds, node_lost_timeout=config.node_lost_timeout))
@@ -78,8 +83,7 @@ def build_manager(etcd_endpoints: str | Sequence[str], *, home: Path | None = No
     if "gc" in controllers:
         manager.add(GarbageCollector())
     if "git-poller" in controllers:
-        manager.add(GitPoller(config.git_poll_seconds, HomePaths(home or default_home()).state / "controllers"))
-    paths = HomePaths(home or default_home())
+        manager.add(GitPoller(config.git_poll_seconds, paths.state / "controllers"))
     if "csr-signer" in controllers and paths.ca_key.exists():  # signs only where the CA's key is
         manager.add(CsrSigner(paths.ca_cert, paths.ca_key, config.certificate_seconds))
     if "token-cleaner" in controllers:

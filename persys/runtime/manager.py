@@ -29,7 +29,7 @@ from persys.runtime.clock import Clock, SystemClock
 from persys.runtime.controller import Controller
 from persys.runtime.informer import Informer, stats
 from persys.runtime.leader import LeaderElector
-from persys.runtime.supervisor import Named, Supervisor
+from persys.runtime.supervisor import Named, Service, Supervisor
 from persys.store.etcd import Etcd
 from persys.store.objects import Fence, ObjectStore
 
@@ -138,6 +138,7 @@ class Manager:
         self.controllers: list[Controller] = []
         self._informers: dict[tuple[str, str | None], Informer] = {}
         self._cleanups: list[Runnable] = []
+        self._services: list[tuple[Service, asyncio.Event | None]] = []
         self._stop = asyncio.Event()
         self.port: int | None = None
         self.leading = asyncio.Event()
@@ -178,6 +179,11 @@ class Manager:
         self.controllers.append(controller)
         return controller
 
+    def beside(self, service: Service, ready: asyncio.Event | None = None) -> None:
+        """Run ``service`` beside the informers in every replica, leading or not (call before ``run``); with
+        ``ready``, controllers start once it is set."""
+        self._services.append((service, ready))
+
     def on_close(self, cleanup: Runnable) -> None:
         """Run ``cleanup`` when the manager stops (close clients the controllers opened)."""
         self._cleanups.append(cleanup)
@@ -202,6 +208,8 @@ class Manager:
             async with self.supervisor:
                 for informer in self.informers():
                     await self.supervisor.start(Named(f"informer-{informer.kind}", informer.run))
+                for service, ready in self._services:
+                    await self.supervisor.start(service, ready=ready)
                 self._running = True
                 await self.supervisor.start(Named("leader", self._lead))
                 await self._stop.wait()

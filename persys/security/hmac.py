@@ -9,7 +9,9 @@ node a request one agent received would be good at any other):
     Authorization: PERSYS-HMAC-SHA256 keyId=default, node=n1, ts=1700000000, nonce=…, sig=<hex>
     sig = HMAC-SHA256(secret, "METHOD\\npath?query\\nts\\nnonce\\nsha256hex(body)\\nnode")
 
-An agent refuses a request signed for another node. A request without ``node=`` (and without
+The key id names one key of the agents' keyring (``persys.security.keyring``): during a rotation verifiers
+accept the old and the new key while signers switch from one to the other. An agent refuses a request
+signed for another node. A request without ``node=`` (and without
 the last line in the signed string) is still accepted from signers that predate the field;
 Persys's own clients (``AgentClient``) always sign the node they mean to call.
 """
@@ -22,9 +24,10 @@ import re
 import secrets as _secrets
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from persys.errors import Unauthorized
+from persys.security.keyring import HmacKey, Keyring
 
 SCHEME = "PERSYS-HMAC-SHA256"
 _FIELDS = ("keyId", "ts", "nonce", "sig")  # required; ``node`` is optional (see the module docstring)
@@ -98,11 +101,15 @@ class NonceCache:
 
 
 class Verifier:
-    """Checks signed requests against the secrets it knows, by key id."""
+    """Checks signed requests against the keys its keyring accepts now, by key id.
 
-    def __init__(self, secrets: dict[str, bytes], max_skew: int = 300, nonce_cache_size: int = 100_000,
+    ``keyring`` may be replaced at any time (the agent re-reads it during rotations).
+    """
+
+    def __init__(self, secrets: Mapping[str, bytes] | Keyring, max_skew: int = 300, nonce_cache_size: int = 100_000,
                  clock: Callable[[], float] = time.time, *, node: str = "") -> None:
-        self.secrets = dict(secrets)
+        self.keyring = secrets if isinstance(secrets, Keyring) else Keyring(
+            tuple(HmacKey(key_id, secret) for key_id, secret in secrets.items()))
         self.node = node  # this agent's node: requests signed for another node are refused
         self.max_skew = max_skew
         self.clock = clock
@@ -114,9 +121,10 @@ class Verifier:
         if not header:
             raise Unauthorized("missing Authorization header")
         fields = parse_header(header)
-        secret = self.secrets.get(fields["keyId"])
+        secret = self.keyring.accepted(self.clock()).get(fields["keyId"])
         if secret is None:
-            raise Unauthorized(f"unknown key id {fields['keyId']!r}")
+            known = any(k.id == fields["keyId"] for k in self.keyring.keys)
+            raise Unauthorized(f"{'expired' if known else 'unknown'} key id {fields['keyId']!r}")
         ts = int(fields["ts"])
         skew = abs(self.clock() - ts)
         if skew > self.max_skew:

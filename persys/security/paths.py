@@ -6,8 +6,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-HMAC_KEY_ID = "default"
-
 
 def default_home() -> Path:
     return Path(os.environ.get("PERSYS_HOME") or Path.home() / ".persys")
@@ -40,7 +38,7 @@ class HomePaths:
 
     @property
     def hmac_secret(self) -> Path:
-        """The agents' shared HMAC secret (key id ``default``): one line of hex."""
+        """The agents' HMAC keyring: one line of hex (key id ``default``) or JSON (``persys.security.keyring``)."""
         return self.pki / "agent-hmac.secret"
 
     @property
@@ -59,11 +57,6 @@ class HomePaths:
     @property
     def state(self) -> Path:
         return self.home / "state"
-
-
-def read_hmac_secret(path: Path) -> bytes:
-    """The HMAC key: the file's stripped text as bytes (it holds 64 hex characters)."""
-    return path.read_text().strip().encode()
 
 
 def read_cluster_id(paths: HomePaths) -> str:

@@ -27,6 +27,7 @@ from persys.errors import AgentError, Unauthorized
 from persys.resources import REGISTRY, Resource
 from persys.security import pki
 from persys.security.hmac import sign, string_to_sign
+from persys.security.keyring import HmacKey
 from persys.security.paths import HomePaths
 from persys.store.server import free_port
 from tests.support.cluster import cli
@@ -90,7 +91,7 @@ async def test_a_request_signed_for_one_node_is_refused_by_another(agents: Start
             assert answer["message"] == "request is signed for node 'node-a', this is node 'node-b'"
         async with session.get(a.url + path, headers=captured) as resp:  # the node it was meant for
             assert resp.status == 404, await resp.text()  # signature accepted; a has no such workload
-    pool = AgentPool(KEY_ID, SECRET)
+    pool = AgentPool(lambda: HmacKey(KEY_ID, SECRET))
     try:
         with pytest.raises(Unauthorized, match="signed for node 'node-a'"):  # node-a's Node with node-b's address
             await pool.client(node("node-a", b.config.address)).list()
@@ -106,7 +107,7 @@ async def test_an_https_agent_must_present_the_certificate_of_the_node_called(
     genuine = await agents("n1", tls=(cluster_pki.cert("node-n1"), cluster_pki.key("node-n1")))
     impostor = await agents("n1", tls=n2)  # node n2, answering as n1 at the address n1 registered
     stranger = await agents("n1", tls=foreign)  # a certificate for n1 from another cluster's CA
-    pool = AgentPool(KEY_ID, SECRET, ca=cluster_pki.ca_cert)
+    pool = AgentPool(lambda: HmacKey(KEY_ID, SECRET), ca=cluster_pki.ca_cert)
     try:
         refusals = {impostor: "the agent presented the certificate of 'n2' (role persys:agents), not of node 'n1'",
                     stranger: "certificate verify failed"}

@@ -22,7 +22,7 @@ from persys.renewal import finish_swap
 from persys.runtime.clock import from_iso
 from persys.security import pki, tls
 from persys.security.bootstrap import ca_hash
-from persys.security.paths import read_hmac_secret
+from persys.security.keyring import read_keyring
 from persys.store import Etcd, ObjectStore
 from persys.store.server import EtcdServer, free_port
 from tests.support.cluster import ApiThread
@@ -36,7 +36,7 @@ LIFETIME = 24.0
 @pytest.fixture
 def api_thread(etcd: Etcd, etcd_server: EtcdServer, tmp_path: Path) -> Iterator[ApiThread]:
     paths = pki.init(tmp_path / "cluster")
-    thread = ApiThread(etcd_server.url, paths.home, hmac_secret=read_hmac_secret(paths.hmac_secret)).start()
+    thread = ApiThread(etcd_server.url, paths.home, hmac_secret=read_keyring(paths.hmac_secret)).start()
     try:
         yield thread
     finally:

@@ -24,7 +24,8 @@ from persys.api.server import tls_from_home
 from persys.client import ApiClient
 from persys.errors import Forbidden
 from persys.security import pki
-from persys.security.paths import HMAC_KEY_ID, HomePaths
+from persys.security.keyring import DEFAULT_KEY_ID
+from persys.security.paths import HomePaths
 from persys.security.tls import client_context
 from persys.store import Etcd
 from persys.store.server import free_port
@@ -106,7 +107,7 @@ async def logs_api(etcd_server: Any, etcd: Etcd, pki_home: HomePaths) -> AsyncIt
 async def tls_agent(pki_home: HomePaths, name: str, certificate_of: str) -> Agent:
     """An agent answering as node ``name`` with the certificate of node ``certificate_of``."""
     cert, key = pki.issue(pki_home, f"node-{certificate_of}", "agents")
-    agent = Agent(AgentConfig(name=name, host="127.0.0.1", port=free_port(), secrets={HMAC_KEY_ID: SECRET},
+    agent = Agent(AgentConfig(name=name, host="127.0.0.1", port=free_port(), secrets={DEFAULT_KEY_ID: SECRET},
                               runtime_factory=lambda n, hub: SimulatedRuntime(n, hub, SimulationConfig()),
                               tls=node_tls(cert, key)))
     await agent.start()

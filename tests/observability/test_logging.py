@@ -25,7 +25,8 @@ from persys.agentclient import AgentClient
 from persys.controllers import ControllersConfig, build_manager
 from persys.observability import logging as plog
 from persys.observability import tracing
-from persys.security.paths import HMAC_KEY_ID, HomePaths, read_hmac_secret
+from persys.security.keyring import read_keyring
+from persys.security.paths import HomePaths
 from persys.store import ObjectStore
 from persys.store.server import EtcdServer, free_port
 from tests.observability.test_tracing import REPO, local_env
@@ -97,8 +98,9 @@ async def test_agent_operation_lines_carry_node_uid_and_trace(pki_home: HomePath
     stderr = tmp_path / "agent.log"
     uid = str(uuid.uuid4())
     body = agent_workload(uid, "obs-log")
+    key = read_keyring(pki_home.hmac_secret).keys[0]
     async with child(*args, env=local_env(), stderr=stderr), \
-            AgentClient(f"http://127.0.0.1:{port}", HMAC_KEY_ID, read_hmac_secret(pki_home.hmac_secret)) as client:
+            AgentClient(f"http://127.0.0.1:{port}", key.id, key.secret) as client:
         await eventually(client.healthz, what="the agent")
         with tracing.tracer("test").start_as_current_span("reconcile") as span:
             trace_id = format(span.get_span_context().trace_id, "032x")

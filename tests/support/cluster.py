@@ -22,6 +22,7 @@ from persys.api.server import tls_from_home
 from persys.api.watchcache import HISTORY
 from persys.cli.main import main
 from persys.client import ApiClient
+from persys.security.keyring import Keyring
 from persys.security.paths import HomePaths
 from persys.store import Etcd
 from persys.store.server import EtcdServer
@@ -32,10 +33,12 @@ class ApiThread:
 
     def __init__(self, etcd_url: str, home: Path, *, bookmark_interval: float = 1.0, etcd_timeout: float = 2.0,
                  extra_routes: Sequence[RouteAdder] = (), audit: AuditSettings | None = None,
-                 watch_history: int = HISTORY, hmac_secret: bytes | None = None) -> None:
+                 watch_history: int = HISTORY, hmac_secret: bytes | Keyring | None = None,
+                 hmac_refresh_seconds: float = 10.0) -> None:
         self.etcd_url, self.home = etcd_url, home
         self.watch_history = watch_history
         self.hmac_secret = hmac_secret  # what GET /bootstrap/node-config hands a joining node
+        self.hmac_refresh_seconds = hmac_refresh_seconds
         self.audit = audit
         self.bookmark_interval, self.etcd_timeout = bookmark_interval, etcd_timeout
         self.extra_routes = extra_routes
@@ -76,7 +79,8 @@ class ApiThread:
         self._stop = asyncio.Event()
         etcd = Etcd(self.etcd_url, timeout=self.etcd_timeout)
         ctx = ApiContext(etcd, bookmark_interval=self.bookmark_interval, watch_history=self.watch_history,
-                         audit=Auditor(self.audit) if self.audit is not None else None, hmac_secret=self.hmac_secret)
+                         audit=Auditor(self.audit) if self.audit is not None else None, hmac_secret=self.hmac_secret,
+                         hmac_refresh_seconds=self.hmac_refresh_seconds)
         self.server = ApiServer(ctx, tls_from_home(self.home), listen=("127.0.0.1", 0),
                                 secure_listen=("127.0.0.1", 0), extra_routes=self.extra_routes)
         try:
