@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import json
 import os
@@ -273,7 +274,11 @@ async def measure(cluster: ScaleCluster, workloads: int, timeout: float, profile
         results["profile"] = profiler.stop()
         etcd = Etcd(cluster.etcd_server.url)
         try:  # every etcd write makes a revision: writes per workload, events and heartbeats included
-            results["etcd_writes_per_workload"] = round((await etcd.revision() - first_revision) / workloads, 1)
+            last_revision = await etcd.revision()
+            results["etcd_writes_per_workload"] = round((last_revision - first_revision) / workloads, 1)
+            results["etcd_keys_written_per_workload"] = {
+                prefix: round(count / workloads, 2)
+                for prefix, count in (await keys_written(etcd, first_revision, last_revision)).most_common()}
         finally:
             await etcd.close()
         results["running"] = len(counter.running)
@@ -308,6 +313,20 @@ async def run(workloads: int, nodes: int, timeout: float, profile: list[str]) ->
             cluster.stop()
 
 
+async def keys_written(etcd: Etcd, first: int, last: int) -> collections.Counter[str]:
+    """Keys written (puts and deletes) after revision ``first`` up to ``last``, by the first three parts of
+    their path (``/persys/registry/events``): where the writes per workload go."""
+    counts: collections.Counter[str] = collections.Counter()
+    if last <= first:
+        return counts
+    async with asyncio.timeout(120):
+        async for event in etcd.watch("/", first + 1):
+            counts["/".join(event.key.split("/")[:4])] += 1
+            if event.revision >= last:
+                break
+    return counts
+
+
 def table(r: dict[str, Any]) -> str:
     lines = [f"scale: {r['workloads']} workloads over {r['nodes']} hollow nodes, creates at concurrency "
              f"{r['concurrency']} (controllers: {r['controllers_process']})",
@@ -319,6 +338,8 @@ def table(r: dict[str, Any]) -> str:
              f"{'raw etcd puts/s, same JSON, same client':44}{r['raw_etcd_puts_per_s']:>12.0f}",
              f"{'end-to-end / raw etcd put':44}{r['workloads_per_s'] / r['raw_etcd_puts_per_s']:>12.2f}",
              f"{'etcd writes per workload (all components)':44}{r['etcd_writes_per_workload']:>12.1f}",
+             *(f"{'  keys written per workload under ' + prefix:44}{count:>12.2f}"
+               for prefix, count in r.get("etcd_keys_written_per_workload", {}).items()),
              f"{'controller RSS at the end (MiB)':44}{r['controller_rss_mb']:>12.0f}{'< 200':>12}",
              "", f"{'process':<14}{'RSS MiB':>10}{'CPU s':>10}"]
     lines += [f"{name:<14}{u['rss_mb']:>10.0f}{u['cpu_s']:>10.1f}" for name, u in r["processes"].items()]
