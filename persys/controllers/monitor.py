@@ -38,10 +38,7 @@ class Monitor(Controller):
         node = self.cache.get(key)
         if node is None:
             return Result()
-        now = self.clock.now()
-        # a node that never sent a heartbeat gets the timeout from its creation to send its first
-        heartbeat = from_iso(node.status.get("lastHeartbeatTime")) or from_iso(node.metadata.creationTimestamp)
-        age = now - heartbeat if heartbeat is not None else float("inf")
+        age = self._age(node)
         ready = get_condition(node.status, "Ready") or {}
         if age <= self.config.heartbeat_timeout:
             if ready.get("status") != "True":
@@ -50,6 +47,11 @@ class Monitor(Controller):
         if ready.get("status") != "False":
             await self._mark_not_ready(node, age)
         return Result(requeue_after=self.config.node_check_seconds)
+
+    def _age(self, node: Resource) -> float:
+        """Seconds since the node's last heartbeat; one that never sent any counts from its creation."""
+        heartbeat = from_iso(node.status.get("lastHeartbeatTime")) or from_iso(node.metadata.creationTimestamp)
+        return self.clock.now() - heartbeat if heartbeat is not None else float("inf")
 
     async def _mark_ready(self, node: Resource) -> None:
         now = to_iso(self.clock.now())
@@ -64,11 +66,21 @@ class Monitor(Controller):
         now = to_iso(self.clock.now())
         seen = f"{age:.0f}s ago" if age != float("inf") else "never"
         message = f"no heartbeat from the agent (last {seen}, timeout {self.config.heartbeat_timeout:g}s)"
+        lagging = False
 
         def change(obj: Resource) -> None:
+            nonlocal lagging
+            # the write reads etcd afresh: a busy process's cache can lag behind heartbeats that did arrive,
+            # and a node must not be declared dead for that (its workloads would be moved off it)
+            if self._age(obj) <= self.config.heartbeat_timeout:
+                lagging = True
+                return
             set_condition(obj.status, "Ready", "False", "NodeStatusUnknown", message, now)
 
         await self.store.modify(NODE.kind, "", node.metadata.name, change, fence=self.fence)
+        if lagging:
+            self.log.info("heartbeat found in etcd, not yet in the cache: node kept Ready", node=node.metadata.name)
+            return
         self.log.warning("node not ready", node=node.metadata.name, reason=message)
         await self.recorder.record(node, WARNING, NODE_NOT_READY, f"Node {node.metadata.name} is NotReady: {message}",
                                    fence=self.fence)

@@ -38,25 +38,36 @@ log = get_logger("status")
 
 
 class ReportCache:
-    """Latest report per (node, uid); per node, whether a full poll has answered yet."""
+    """Latest report per (node, uid); per node, whether a full poll has answered yet; and an index of the
+    reports by workload name, so that finding every copy of one workload does not read every report."""
 
     def __init__(self) -> None:
         self._nodes: dict[str, dict[str, Report]] = {}
         self._synced: set[str] = set()
+        self._by_name: dict[tuple[str, str], set[tuple[str, str]]] = {}  # (namespace, name) → {(node, uid)}
 
     def put(self, node: str, report: Report) -> None:
-        self._nodes.setdefault(node, {})[str(report.get("uid") or "")] = report
+        reports = self._nodes.setdefault(node, {})
+        uid = str(report.get("uid") or "")
+        self._unindex(node, uid, reports.get(uid))
+        reports[uid] = report
+        self._index(node, uid, report)
 
     def replace(self, node: str, reports: Iterable[Report]) -> set[str]:
         """A full poll: the node runs exactly these; returns every uid that was or is reported."""
-        before = set(self._nodes.get(node, {}))
+        before = self._nodes.get(node, {})
+        for uid, report in before.items():
+            self._unindex(node, uid, report)
         self._nodes[node] = {str(r.get("uid") or ""): r for r in reports}
+        for uid, report in self._nodes[node].items():
+            self._index(node, uid, report)
         self._synced.add(node)
-        return before | set(self._nodes[node])
+        return set(before) | set(self._nodes[node])
 
     def drop(self, node: str) -> None:
         """The node is not followed any more: what it said may be stale."""
-        self._nodes.pop(node, None)
+        for uid, report in self._nodes.pop(node, {}).items():
+            self._unindex(node, uid, report)
         self._synced.discard(node)
 
     def synced(self, node: str) -> bool:
@@ -67,8 +78,22 @@ class ReportCache:
 
     def named(self, namespace: str, name: str) -> list[tuple[str, Report]]:
         """Every (node, report) about a workload called ``namespace/name``, whatever its uid."""
-        return [(node, r) for node, reports in self._nodes.items() for r in reports.values()
-                if r.get("name") == name and (r.get("namespace") or "default") == namespace]
+        return [(node, self._nodes[node][uid]) for node, uid in self._by_name.get((namespace, name), ())]
+
+    @staticmethod
+    def _name(report: Report) -> tuple[str, str] | None:
+        return (str(report.get("namespace") or "default"), str(report["name"])) if report.get("name") else None
+
+    def _index(self, node: str, uid: str, report: Report) -> None:
+        if (name := self._name(report)) is not None:
+            self._by_name.setdefault(name, set()).add((node, uid))
+
+    def _unindex(self, node: str, uid: str, report: Report | None) -> None:
+        name = self._name(report) if report is not None else None
+        if name is not None and (held := self._by_name.get(name)) is not None:
+            held.discard((node, uid))
+            if not held:
+                del self._by_name[name]
 
 
 class Follower:

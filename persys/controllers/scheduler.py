@@ -15,6 +15,7 @@ so they are placed elsewhere; the status controller then forgets what the lost n
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -223,6 +224,7 @@ class Scheduler(Controller):
         self._usage = NodeUsage()
         self._facts: dict[str, NodeFacts] = {}
         self._sorted: list[str] | None = None
+        self._scan_due = False  # a scan for pending workloads is scheduled for this turn of the loop
 
     def indexes(self) -> Mapping[str, IndexFunc]:
         return {BY_NODE: workload_node}
@@ -247,7 +249,7 @@ class Scheduler(Controller):
         if event_type != DELETED and (pending(obj) or _bound_to_unready(obj, self.nodes.get_by)):
             self.queue.add(obj.key)
         elif event_type == DELETED and obj.spec.get("nodeName"):
-            self.enqueue_pending()  # room was freed
+            self.enqueue_pending_soon()  # room was freed
 
     def _node_keys(self, event_type: str, obj: Resource, old: Resource | None) -> Iterator[ObjectKey]:
         if event_type == DELETED:
@@ -258,11 +260,21 @@ class Scheduler(Controller):
                 self._sorted = None
             self._facts[obj.metadata.name] = NodeFacts.of(obj)
         if old is None or event_type == DELETED or _schedulable_view(obj) != _schedulable_view(old):
-            yield from (w.key for w in self.cache.objects() if pending(w))
+            self.enqueue_pending_soon()
         if event_type == DELETED or (old is not None and node_ready(obj) != node_ready(old)):
             yield from (w.key for w in self.cache.by_index(BY_NODE, obj.metadata.name))
 
+    def enqueue_pending_soon(self) -> None:
+        """Enqueue the pending workloads once this turn of the event loop is over: the changes that call for it
+        come in bursts (a new term replays every Node, a watch delivers many deletions at once), and one scan
+        of the cache serves them all. A scan per change cost nodes × workloads at once: 100 × 10,000 blocked
+        the loop for seconds at each term's start, long enough to lose the 3 s leader lease, again and again."""
+        if not self._scan_due:
+            self._scan_due = True
+            asyncio.get_running_loop().call_soon(self.enqueue_pending)
+
     def enqueue_pending(self) -> None:
+        self._scan_due = False
         for workload in self.cache.objects():
             if pending(workload):
                 self.queue.add(workload.key)

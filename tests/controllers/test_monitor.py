@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from controller_support import ManagerFactory, NodeFactory, eventually, workload
 
 from persys.controllers.conditions import get_condition
 from persys.controllers.events import events_for
+from persys.controllers.monitor import Monitor
 from persys.resources import Resource
+from persys.resources.model import ObjectMeta
+from persys.runtime.clock import to_iso
 from persys.store import ObjectStore
 
 
@@ -79,3 +83,19 @@ async def test_unscheduled_workloads_are_not_touched_by_node_loss(
 
 async def _is(value: object, expected: str) -> bool:
     return await value == expected  # type: ignore[misc]
+
+
+async def test_a_cache_that_lags_behind_a_heartbeat_does_not_make_the_node_not_ready(
+        store: ObjectStore, controllers: ManagerFactory) -> None:
+    manager = await controllers(controllers=["monitor"])
+    monitor = next(c for c in manager.controllers if isinstance(c, Monitor))
+    await asyncio.wait_for(manager.leading.wait(), 10)
+    await store.create(Resource(kind="Node", metadata=ObjectMeta(name="busy"), spec={"address": "127.0.0.1:9"}))
+    now = time.time()
+    ready = {"conditions": [{"type": "Ready", "status": "True", "reason": "AgentReady"}]}
+    await store.update_status("Node", "", "busy", {"lastHeartbeatTime": to_iso(now), **ready})
+    seen = await store.get("Node", "", "busy")
+    seen.status["lastHeartbeatTime"] = to_iso(now - 100)  # what a cache lagging behind etcd holds
+    await monitor._mark_not_ready(seen, 100)
+    assert await node_status(store, "busy") == "True"
+    assert not await events_for(store, seen, "NodeNotReady")

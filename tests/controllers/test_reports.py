@@ -90,3 +90,19 @@ async def test_a_broken_stream_polls_at_once_so_a_restarted_agent_is_seen_empty(
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+def test_reports_are_found_by_workload_name_through_puts_polls_and_drops() -> None:
+    cache = ReportCache()
+    cache.put("n1", {"uid": "u1", "name": "web", "namespace": "prod", "state": "running"})
+    cache.put("n2", {"uid": "u2", "name": "web", "namespace": "prod", "state": "running"})  # a stray copy
+    cache.put("n2", {"uid": "u3", "name": "db", "state": "running"})  # no namespace: default
+    assert sorted(node for node, _ in cache.named("prod", "web")) == ["n1", "n2"]
+    assert [r["uid"] for _, r in cache.named("default", "db")] == ["u3"]
+    cache.put("n1", {"uid": "u1", "name": "web", "namespace": "prod", "state": "exited"})  # a newer report
+    assert {r["state"] for node, r in cache.named("prod", "web") if node == "n1"} == {"exited"}
+    assert cache.replace("n2", [{"uid": "u3", "name": "db", "state": "running"}]) == {"u2", "u3"}  # u2 is gone
+    assert [node for node, _ in cache.named("prod", "web")] == ["n1"]
+    cache.drop("n1")
+    assert cache.named("prod", "web") == [] and cache.named("default", "db") != []
+    assert cache.named("prod", "nothing") == []
