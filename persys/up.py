@@ -92,6 +92,17 @@ class UpConfig:
     gateway_port: int | None = None  # the gateway's HTTPS port (persys up's flag defaults to 8443); None: none
     github: GitHubSettings = field(default_factory=GitHubSettings)
     certificate_seconds: float = pki.CERT_SECONDS  # what `up` issues and the csr-signer signs; renewed at 2/3
+    advertise: str = ""  # an address (IP or DNS name) of this host other hosts reach the API at; "": none
+
+    @property
+    def api_bind(self) -> str:
+        """Where the API's mTLS listener binds: every address when another host must reach it, else loopback."""
+        return "0.0.0.0" if self.advertise else LOCALHOST
+
+    @property
+    def join_url(self) -> str:
+        """The API's URL for another host: at the advertised address (on this host alone: loopback)."""
+        return f"https://{self.advertise or LOCALHOST}:{self.api_port}"
 
     @property
     def paths(self) -> HomePaths:
@@ -120,7 +131,8 @@ async def check_docker() -> str:
 
 def prepare_home(config: UpConfig) -> HomePaths:
     """PKI, HMAC secret, the local node's certificate and a config.yaml that points at this API."""
-    paths = pki.init(config.home, server=config.server_url, lifetime=config.certificate_seconds)
+    sans = list(dict.fromkeys([*pki.SERVER_SANS, *([config.advertise] if config.advertise else [])]))
+    paths = pki.init(config.home, server=config.server_url, server_sans=sans, lifetime=config.certificate_seconds)
     pki.write_config(paths, config.server_url, force=True)
     settings = yaml.safe_load(paths.config.read_text()) or {}
     settings.update(dns=f"{LOCALHOST}:{config.dns_port}", zone=config.zone)  # the CLI discovers API servers
@@ -218,7 +230,7 @@ class Cluster:
         auditor = Auditor(config.audit) if config.audit is not None else Auditor.default(config.home / "audit")
         auditor.set_cluster(self.cluster_id)
         api = ApiServer(ApiContext(self.etcd, hmac_secret=keyring, audit=auditor), tls_from_home(config.home),
-                        listen=(LOCALHOST, config.http_port), secure_listen=(LOCALHOST, config.api_port),
+                        listen=(LOCALHOST, config.http_port), secure_listen=(config.api_bind, config.api_port),
                         etcd_state=self.etcd_child.state, certificate=server_certificate(config.home))
         await api.start(supervisor)
         await register_api_server(self.etcd, config.zone, LOCALHOST, config.api_port, supervisor=supervisor)
@@ -243,11 +255,11 @@ class Cluster:
             kind=BOOTSTRAP_TOKEN.kind, metadata=ObjectMeta(name=token_id), spec={
                 "secretHash": secret_hash(secret), "expires": to_iso(time.time() + JOIN_TOKEN_TTL),
                 "description": "made by persys up", "roles": ["agents"], "nodeNames": [], "addresses": []}))
-        command = join_command(self.config.server_url, f"{token_id}.{secret}", self.paths.ca_cert.read_bytes(),
+        command = join_command(self.config.join_url, f"{token_id}.{secret}", self.paths.ca_cert.read_bytes(),
                                listen=f"{LOCALHOST}:{self.config.agent_port + 1}")
-        return (f"Join another node (token valid 24h; persys token create makes more):\n  {command}\n"
-                f"  (the API listens on {LOCALHOST}: another host needs an address of this one in its URL and in "
-                "the server certificate's SANs)")
+        where = ("" if self.config.advertise else f"\n  (the API listens on {LOCALHOST} only: for another host, "
+                 "start with --advertise ADDRESS, an address of this host it can reach)")
+        return f"Join another node (token valid 24h; persys token create makes more):\n  {command}{where}"
 
     async def _controllers(self) -> None:
         """One manager per run, so that a restart after a crash starts from a clean one."""
@@ -274,7 +286,8 @@ class Cluster:
         return "\n".join([
             f"Persys is up (home {c.home}, cluster {self.cluster_id}, node {c.node_name})",
             f"  etcd         {self.etcd_server.url}  (data {self.paths.etcd_data})",
-            f"  API (mTLS)   https://{LOCALHOST}:{c.api_port}",
+            f"  API (mTLS)   https://{LOCALHOST}:{c.api_port}"
+            + (f"  (and {c.join_url} for other hosts: listening on every address)" if c.advertise else ""),
             f"  API (plain)  http://{LOCALHOST}:{c.http_port}  /healthz /readyz /metrics /openapi.json",
             f"  controllers  http://{LOCALHOST}:{c.controllers_port}/metrics",
             f"  agent        https://{LOCALHOST}:{c.agent_port}  (docker runtime)",

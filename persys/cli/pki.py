@@ -39,7 +39,8 @@ def init(state: CliState, api_server: str, certificate_seconds: float) -> None:
 
 @pki.command()
 @option("--identity", required=True, help="Certificate name: admin, controller, node-<name>, …")
-@option("--role", required=True, type=click.Choice(certs.ROLES), help="The role written as O=persys:<role>.")
+@option("--role", required=True, type=click.Choice([*certs.ROLES, "servers"]),
+        help="The role written as O=persys:<role> (servers: the API server's own certificate).")
 @option("--san", "sans", multiple=True, help="A DNS name or IP the certificate also serves TLS for.")
 @option("--force", is_flag=True, help="Replace an existing certificate.")
 @option("--certificate-seconds", type=click.FloatRange(min=10), default=certs.CERT_SECONDS, show_default=True,

@@ -227,15 +227,15 @@ def issue(home: Path | HomePaths, identity: str, role: str, *, sans: Sequence[st
 
     With ``sans`` the certificate also serves TLS for those names and addresses; an agent's
     always does, for its node name, ``AGENT_SANS`` and ``sans`` (the addresses it listens on).
-    An existing certificate is kept unless ``force``, or unless it is an agent's that lacks one of those.
+    An existing certificate is kept unless ``force``, or unless it lacks one of the names asked for (the server
+    certificate of a ``persys up --advertise`` with a new address, say).
     """
     paths = ensure_ca(home)
     cert_path, key_path = paths.cert(identity), paths.key(identity)
     agent = _role(role) == AGENTS
     if agent:
         sans = list(dict.fromkeys([common_name(identity), *AGENT_SANS, *sans]))
-    if cert_path.exists() and key_path.exists() and not force \
-            and (not agent or set(sans) <= _sans_of(cert_path)):
+    if cert_path.exists() and key_path.exists() and not force and set(sans) <= _sans_of(cert_path):
         return cert_path, key_path
     ca_key = serialization.load_pem_private_key(paths.ca_key.read_bytes(), password=None)
     ca_cert = x509.load_pem_x509_certificate(paths.ca_cert.read_bytes())

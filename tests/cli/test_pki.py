@@ -71,3 +71,22 @@ def test_issue_agent_and_server_certificates(tmp_path: Path) -> None:
     assert sans.get_values_for_type(x509.DNSName) == ["api-2.persys.local"]
     code, _, err = cli(home.home, "pki", "issue", "--identity", "x", "--role", "wizards")
     assert code == 2 and "wizards" in err
+
+
+def test_a_certificate_missing_a_name_asked_for_is_issued_again_and_lifetimes_are_settings(tmp_path: Path) -> None:
+    home = HomePaths(tmp_path / "home")
+    code, _, err = cli(home.home, "pki", "init", "--certificate-seconds", "3600")
+    assert code == 0, err
+    first = load(home.cert("server"))
+    lifetime = first.not_valid_after_utc - first.not_valid_before_utc
+    assert 3600 <= lifetime.total_seconds() <= 3600 + 360  # started a tenth of it earlier, for clock skew
+    ca = load(home.ca_cert)
+    assert (ca.not_valid_after_utc - ca.not_valid_before_utc).days >= 3649
+    code, _, err = cli(home.home, "pki", "init")
+    assert code == 0 and load(home.cert("server")).serial_number == first.serial_number  # kept
+    code, _, err = cli(home.home, "pki", "issue", "--identity", "web", "--role", "gateway", "--san", "a.example")
+    kept = load(home.cert("web")).serial_number
+    code, _, err = cli(home.home, "pki", "issue", "--identity", "web", "--role", "gateway", "--san", "a.example")
+    assert load(home.cert("web")).serial_number == kept
+    code, _, err = cli(home.home, "pki", "issue", "--identity", "web", "--role", "gateway", "--san", "b.example")
+    assert code == 0 and load(home.cert("web")).serial_number != kept  # a name it lacked: issued again
