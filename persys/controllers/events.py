@@ -1,22 +1,28 @@
-"""Events: what controllers tell users about an object (``persys get events``), aggregated.
+"""Events: what controllers tell users about an object (``persys get events``), aggregated and batched.
 
 The same (object, reason, message) recorded again bumps ``count`` and ``lastTimestamp`` of one
-Event instead of adding another, as Kubernetes does. Events are best-effort: a failure to
-record one is logged, never raised. The store keeps them on an etcd lease so they expire.
+Event instead of adding another, as Kubernetes does. New Events are created in batches, a group
+commit: the first one recorded is written at once, and those recorded while it is being written go
+together in the next transaction (``ObjectStore.create_many``: one etcd revision for up to ``BATCH``
+Events; one that exists already sends that batch back to one write each). An idle recorder adds no
+delay; a busy one writes far fewer revisions. Events are best-effort: a failure to record one is
+logged, never raised. The store keeps them on an etcd lease so they expire.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
 
-from persys.errors import Conflict, NotFound, NotLeader, PersysError
+from persys.errors import Conflict, NotFound, NotLeader, PersysError, StoreUnavailable
 from persys.observability.logging import get_logger
 from persys.resources.kinds import EVENT
 from persys.resources.model import ObjectMeta, Resource
 from persys.runtime.clock import Clock, SystemClock, to_iso
-from persys.store.objects import Fence, ObjectStore
+from persys.store.objects import BATCH, Fence, ObjectStore
 
 NORMAL, WARNING = "Normal", "Warning"
 
@@ -37,6 +43,16 @@ def event_name(obj: Resource, reason: str, message: str) -> str:
     return f"{obj.metadata.name}.{digest}"[:63].strip("-.")
 
 
+@dataclass
+class _Pending:
+    """A new Event waiting for its batch, and the recorder call waiting for it."""
+
+    event: Resource
+    fence: Fence | None
+    now: str
+    done: asyncio.Future[None]
+
+
 class EventRecorder:
     """Records Events about objects on behalf of one component (``source``)."""
 
@@ -45,13 +61,15 @@ class EventRecorder:
         self.source = source
         self.clock = clock or SystemClock()
         self._recent: OrderedDict[str, None] = OrderedDict()  # names recorded lately: likely to exist
+        self._pending: list[_Pending] = []
+        self._flusher: asyncio.Task[None] | None = None  # writes the pending batches, then ends
 
     async def record(self, obj: Resource, type_: str, reason: str, message: str, *,
                      fence: Fence | None = None) -> None:
         """Create the Event or bump its count; never raises (except NotLeader).
 
-        Most Events are new: they are created straight away (no read first) and bumped only on a
-        conflict. Names this recorder wrote lately are bumped first instead.
+        Most Events are new: they are created straight away (no read first, in a batch with the others
+        recorded meanwhile) and bumped only on a conflict. Names this recorder wrote lately are bumped first.
         """
         namespace = obj.metadata.namespace or "default"
         name = event_name(obj, reason, message)
@@ -64,15 +82,63 @@ class EventRecorder:
                     return
                 except NotFound:
                     pass  # expired meanwhile
-            try:
-                await self.store.create(self._new(obj, namespace, name, type_, reason, message, now), fence=fence)
-            except Conflict:
-                await self.store.modify(EVENT.kind, namespace, name, _bump(now), fence=fence)
+            await self._create(self._new(obj, namespace, name, type_, reason, message, now), fence, now)
             self._remember(name)
         except NotLeader:
             raise
         except PersysError as e:
             log.warning("could not record event", reason=reason, object=str(obj.key), error=e.message)
+
+    async def _create(self, event: Resource, fence: Fence | None, now: str) -> None:
+        """Create ``event`` (bump it when it exists) in the next batch; returns once it is written."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Pending(event, fence, now, done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(), name=f"events/{self.source}")
+        await done
+
+    async def _flush(self) -> None:
+        """Write the pending Events batch after batch until none is left (one fence and distinct names a batch)."""
+        while self._pending:
+            batch: list[_Pending] = []
+            names: set[str] = set()
+            rest: list[_Pending] = []
+            for item in self._pending:
+                if item.done.done():
+                    continue  # its caller gave up (cancelled)
+                if len(batch) < BATCH and item.event.metadata.name not in names \
+                        and (not batch or item.fence == batch[0].fence):
+                    batch.append(item)
+                    names.add(item.event.metadata.name)
+                else:
+                    rest.append(item)
+            self._pending = rest
+            try:
+                await self._write(batch)
+            finally:
+                for item in batch:  # whatever went wrong, nobody waits for ever
+                    _settle(item.done, StoreUnavailable("the Event was not written"))
+
+    async def _write(self, batch: list[_Pending]) -> None:
+        try:
+            if len(batch) > 1 and await self.store.create_many([item.event for item in batch], fence=batch[0].fence):
+                for item in batch:
+                    _settle(item.done)
+                return
+        except PersysError as e:
+            for item in batch:
+                _settle(item.done, e)
+            return
+        for item in batch:  # one by one: the ones that exist are bumped
+            meta = item.event.metadata
+            try:
+                try:
+                    await self.store.create(item.event, fence=item.fence)
+                except Conflict:
+                    await self.store.modify(EVENT.kind, meta.namespace, meta.name, _bump(item.now), fence=item.fence)
+                _settle(item.done)
+            except PersysError as e:
+                _settle(item.done, e)
 
     def _remember(self, name: str) -> None:
         self._recent[name] = None
@@ -89,6 +155,14 @@ class EventRecorder:
             "firstTimestamp": now, "lastTimestamp": now, "source": self.source,
         }
         return Resource(kind=EVENT.kind, metadata=ObjectMeta(name=name, namespace=namespace), spec=spec)
+
+
+def _settle(done: asyncio.Future[None], error: BaseException | None = None) -> None:
+    if not done.done():
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(error)
 
 
 def _bump(now: str) -> Any:

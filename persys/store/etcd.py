@@ -302,10 +302,16 @@ class Etcd:
     async def txn_put(self, key: str, value: bytes, compares: Sequence[Compare], *,
                       lease: int | None = None) -> tuple[bool, int]:
         """Put ``key`` when every compare holds; (succeeded, revision of the write or 0)."""
+        return await self.txn_puts([(key, value)], compares, lease=lease)
+
+    async def txn_puts(self, items: Sequence[tuple[str, bytes]], compares: Sequence[Compare], *,
+                       lease: int | None = None) -> tuple[bool, int]:
+        """Put every key of ``items`` in one transaction (one revision) when every compare holds; (succeeded,
+        revision of the writes or 0). At most ``MAX_TXN_OPS`` puts."""
         def run(c: aetcd.Client) -> Awaitable[Any]:
-            txn: Awaitable[Any] = c.transaction(compare=[_compare(c, x) for x in compares],
-                                                success=[c.transactions.put(key.encode(), value, lease=lease)],
-                                                failure=[])
+            txn: Awaitable[Any] = c.transaction(
+                compare=[_compare(c, x) for x in compares],
+                success=[c.transactions.put(key.encode(), value, lease=lease) for key, value in items], failure=[])
             return txn
         ok, responses = await self._call(run)
         return bool(ok), int(responses[0].response_put.header.revision) if ok else 0

@@ -33,6 +33,7 @@ from persys.store.etcd import KV, Compare, Etcd
 from persys.store.keys import kind_prefix, object_key
 
 LEASE_SHARING = 60.0  # seconds during which objects of one TTL share a lease
+BATCH = 100  # objects one create_many may write (etcd allows 128 operations, and compares, per transaction)
 NAME_SCAN = 10_000  # keys read per etcd request while a list looks for names holding a text
 
 
@@ -172,21 +173,36 @@ class ObjectStore:
             self._leases[ttl] = held
         return held[0]
 
+    async def create_many(self, objs: Sequence[Resource], *, fence: Fence | None = None) -> bool:
+        """Create the objects ``objs`` (of one kind, distinct names, at most ``BATCH``) in one transaction, so one
+        revision: all of them, or none when one exists already (False: create them one by one instead)."""
+        if not objs:
+            return True
+        kind = self.registry.get(objs[0].kind)
+        created = [as_created(obj) for obj in objs]
+        keys = [object_key(kind, obj.metadata.namespace, obj.metadata.name) for obj in created]
+        ok, _ = await self._put([(key, self._encode(kind, obj)) for key, obj in zip(keys, created, strict=True)],
+                                kind, [Compare(key, "create", 0) for key in keys], fence)
+        return ok
+
     async def _write(self, key: str, kind: Kind, obj: Resource, guard: Compare,
                      fence: Fence | None) -> tuple[bool, int]:
-        compares = [guard] + ([fence.compare()] if fence else [])
-        value = self._encode(kind, obj)
+        return await self._put([(key, self._encode(kind, obj))], kind, [guard], fence)
+
+    async def _put(self, items: Sequence[tuple[str, bytes]], kind: Kind, guards: Sequence[Compare],
+                   fence: Fence | None) -> tuple[bool, int]:
+        compares = [*guards, *([fence.compare()] if fence else [])]
         if kind.lease_ttl:  # every write (a bump too) keeps the object on a live lease
             try:
-                ok, revision = await self.etcd.txn_put(key, value, compares, lease=await self._shared_lease(
+                ok, revision = await self.etcd.txn_puts(items, compares, lease=await self._shared_lease(
                     kind.lease_ttl))
             except StoreUnavailable as e:
                 if "lease not found" not in e.message:
                     raise
-                ok, revision = await self.etcd.txn_put(key, value, compares, lease=await self._shared_lease(
+                ok, revision = await self.etcd.txn_puts(items, compares, lease=await self._shared_lease(
                     kind.lease_ttl, fresh=True))  # revoked or expired under us
         else:
-            ok, revision = await self.etcd.txn_put(key, value, compares)
+            ok, revision = await self.etcd.txn_puts(items, compares)
         if not ok and fence is not None:
             leader = await self.etcd.get(fence.key)
             if leader is None or leader.create_revision != fence.create_revision:
