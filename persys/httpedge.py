@@ -23,23 +23,29 @@ import json
 import re
 import resource
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from persys import jsoncodec
 from persys.errors import BadRequest, MethodNotAllowed, NotFound, PersysError, TooLarge
 
 MAX_DEPTH = 64  # manifests nest about 8 deep; this leaves room and stays far from the recursion limit
 
 
+
+def json_response(data: Any, *, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
+    """A JSON answer, encoded by orjson (``persys.jsoncodec``)."""
+    return web.Response(body=jsoncodec.dumps(data), status=status, headers=headers, content_type="application/json")
+
 def respond(error: BaseException) -> web.Response:
     """The JSON ``Status`` response for ``error``: its class's code, or 500 for a non-Persys error."""
     if not isinstance(error, PersysError):
         error = PersysError(f"internal error: {type(error).__name__}")
-    return web.json_response(error.to_status(), status=error.code)
+    return json_response(error.to_status(), status=error.code)
 
 
 def error_middleware(log: Any, no_route: Callable[[web.Request], str]) -> Middleware:

@@ -28,7 +28,7 @@ from persys.api.context import ApiContext, api_context
 from persys.api.permission import permit
 from persys.api.watch import watch_stream
 from persys.errors import BadRequest, Cause, Conflict, Gone, Invalid, NotFound
-from persys.httpedge import is_digits, read_json
+from persys.httpedge import is_digits, json_response, read_json
 from persys.resources import Kind, Resource, Selector
 from persys.resources.model import Propagation
 from persys.resources.names import check_dns1123
@@ -84,7 +84,7 @@ def respond(kind: Kind, obj: Resource, status: int = 200, headers: dict[str, str
                             kind.spec_field: obj.spec}
     if kind.spec_field == "spec":
         data["status"] = obj.status
-    return web.json_response(data, status=status, headers=headers)
+    return json_response(data, status=status, headers=headers)
 
 
 async def read_body(request: web.Request) -> dict[str, Any]:
@@ -175,7 +175,7 @@ async def get_or_list(request: web.Request) -> web.StreamResponse:
         for item in items:
             item["apiVersion"] = where.kind.api_version
     metadata = {"resourceVersion": str(revision), **({"continue": following} if following else {})}
-    return web.json_response({
+    return json_response({
         "kind": f"{where.kind.kind}List", "apiVersion": where.kind.api_version, "metadata": metadata, "items": items,
     })
 

@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from persys import jsoncodec
 from persys.errors import Gone, PersysError
 from persys.observability.logging import get_logger
 from persys.resources import Kind, Selector
@@ -45,7 +45,7 @@ QUEUE = 1000  # lines a subscriber may fall behind before it is ended
 
 def line(kind_of_event: str, obj: dict[str, Any]) -> bytes:
     """One ndjson line of a watch stream."""
-    return json.dumps({"type": kind_of_event, "object": obj}, separators=(",", ":")).encode() + b"\n"
+    return jsoncodec.dumps({"type": kind_of_event, "object": obj}) + b"\n"
 
 
 @dataclass(frozen=True)
@@ -167,7 +167,7 @@ class KindCache:
         self.revision = max(self.revision, raw.revision)
         if not raw.value:
             return
-        data = json.loads(raw.value)
+        data = jsoncodec.loads(raw.value)
         meta = data.setdefault("metadata", {})
         meta["resourceVersion"] = str(raw.revision)
         if self.kind.spec_field != "spec":

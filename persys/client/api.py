@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 from multidict import CIMultiDict
 
+from persys import jsoncodec
 from persys.errors import NotFound, Unavailable, error_class, from_status
 from persys.resources import Kind, Registry, Resource
 from persys.resources.definitions import from_description
@@ -156,7 +157,7 @@ class ApiClient:
                                             headers=hdrs,
                                             timeout=aiohttp.ClientTimeout(total=self.timeout)) as resp:
                 text = await resp.text()
-                payload = json.loads(text) if text and resp.content_type == "application/json" else text
+                payload = jsoncodec.loads(text) if text and resp.content_type == "application/json" else text
                 if resp.status >= 400:
                     if isinstance(payload, dict) and payload.get("kind") == "Status":
                         raise from_status(payload, resp.status)
@@ -168,7 +169,7 @@ class ApiClient:
             raise Unavailable(f"cannot reach API server {self.server}: {e}") from e
 
     def _obj(self, data: dict[str, Any]) -> Resource:
-        """``data`` is always fresh from ``json.loads`` here, so the Resource adopts it without a copy."""
+        """``data`` is always freshly decoded here, so the Resource adopts it without a copy."""
         return self.registry.get(str(data.get("kind"))).from_wire(data, copy=False)
 
     def _body(self, obj: Resource) -> dict[str, Any]:
@@ -280,7 +281,7 @@ class ApiClient:
                 async for line in resp.content:
                     if not line.strip():
                         continue
-                    item = json.loads(line)
+                    item = jsoncodec.loads(line)
                     obj = item.get("object") or {}
                     resource = self._obj(obj) if item["type"] not in ("BOOKMARK", "ERROR") else None
                     if item["type"] == "ERROR":

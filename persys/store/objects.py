@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from persys import jsoncodec
 from persys.errors import Cause, Conflict, Invalid, NotFound, NotLeader, StoreUnavailable
 from persys.resources.model import GC_FINALIZERS, Propagation, Resource, now_iso
 from persys.resources.registry import Kind, Registry
@@ -66,7 +67,7 @@ class ObjectStore:
         self._leases: dict[int, tuple[int, float]] = {}  # ttl → (shared lease id, when granted)
 
     def _decode(self, kind: Kind, kv: KV, revision: int | None = None) -> Resource:
-        obj = kind.from_wire(json.loads(kv.value), copy=False)  # the decoded JSON is nobody else's
+        obj = kind.from_wire(jsoncodec.loads(kv.value), copy=False)  # the decoded JSON is nobody else's
         obj.metadata.resourceVersion = str(revision if revision is not None else kv.mod_revision)
         return obj
 
@@ -114,7 +115,7 @@ class ObjectStore:
             kvs, revision = await self.etcd.range(prefix)
         items: list[dict[str, Any]] = []
         for kv in kvs:
-            data = json.loads(kv.value)
+            data = jsoncodec.loads(kv.value)
             meta = data.setdefault("metadata", {})
             if selector and not selector.matches(meta.get("labels") or {}):
                 continue
@@ -315,7 +316,7 @@ class ObjectStore:
         async for raw in self.etcd.watch(kind_prefix(kind, namespace), revision + 1):
             if not raw.value:
                 continue
-            obj = kind.from_wire(json.loads(raw.value))
+            obj = kind.from_wire(jsoncodec.loads(raw.value))
             obj.metadata.resourceVersion = str(raw.revision)
             if selector and not selector.matches(obj.metadata.labels):
                 continue
