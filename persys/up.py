@@ -246,7 +246,11 @@ class Cluster:
             await self.gateway.start(supervisor)
         self.ready.set()
         if self.announce is not None:
-            print(self.summary(), self.announce, await self.join_hint(), sep="\n", flush=True)
+            try:
+                hint = await self.join_hint()
+            except PersysError as e:  # etcd may be down this very moment: the cluster runs on, without a token
+                hint = f"No join command now ({e.message}): `persys token create --print-join-command` makes one."
+            print(self.summary(), self.announce, hint, sep="\n", flush=True)
 
     async def join_hint(self) -> str:
         """A fresh bootstrap token (a day) and the command another node joins this cluster with."""
