@@ -30,7 +30,8 @@ from cryptography.x509.oid import NameOID
 from prometheus_client import Gauge
 
 from persys.client.api import ApiClient
-from persys.errors import Forbidden, PersysError, Unavailable
+from persys.client.certificates import signed
+from persys.errors import PersysError
 from persys.observability import tracing
 from persys.observability.logging import get_logger
 from persys.runtime.backoff import Backoff
@@ -43,7 +44,7 @@ RENEW_AT = 2 / 3  # of the lifetime
 WARN_BEFORE = 7 * 86400.0
 CHECK_SECONDS = 3600.0  # the expiry warning repeats at most this often
 TRUST_SECONDS = 60.0  # at most this long between looks at the certificate and the cluster's CA bundle
-POLL_FIRST, POLL_MAX = 0.05, 1.0
+POLL_MAX = 1.0  # seconds between looks at a pending renewal, at most
 SIGN_TIMEOUT = 120.0
 _NOT_IN_NAMES = re.compile(r"[^a-z0-9-]+")
 
@@ -210,15 +211,4 @@ class CertificateRenewer:
         async with ApiClient(self.server(), ca=self.ca, cert=self.cert, key=self.key, timeout=10.0,
                              headers=tracing.inject({})) as client:
             await client.request("POST", CSR_PATH, body=body)
-            deadline, delay = time.monotonic() + SIGN_TIMEOUT, POLL_FIRST
-            while time.monotonic() < deadline:
-                _, found, _ = await client.request("GET", f"{CSR_PATH}/{name}")
-                status = found.get("status") or {}
-                if status.get("certificate"):
-                    return str(status["certificate"])
-                for cond in status.get("conditions") or []:
-                    if cond.get("type") in ("Denied", "Failed") and cond.get("status") == "True":
-                        raise Forbidden(f"renewal {name} was denied ({cond.get('reason')}): {cond.get('message')}")
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, POLL_MAX)
-        raise Unavailable(f"renewal {name} was not signed within {SIGN_TIMEOUT:g}s")
+            return await signed(client, name, timeout=SIGN_TIMEOUT, poll_max=POLL_MAX, what="renewal")

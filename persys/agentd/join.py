@@ -19,10 +19,8 @@ goes with each request, so the API's spans and the signer's ``csr.sign`` join th
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +30,7 @@ import aiohttp
 
 from persys.agentd.hmackeys import node_keyring
 from persys.client.api import ApiClient
+from persys.client.certificates import signed
 from persys.errors import Forbidden, Unavailable
 from persys.observability import tracing
 from persys.observability.logging import get_logger
@@ -41,7 +40,7 @@ from persys.security.keyring import write_keyring
 
 log = get_logger("agent.join")
 AGENT_SANS = ("localhost", "127.0.0.1")
-POLL_FIRST, POLL_MAX = 0.05, 0.25  # a signer answers in tens of ms; polling costs one GET
+POLL_MAX = 0.25  # seconds between looks at the pending request, at most (a signer answers in tens of ms)
 
 
 @dataclass(frozen=True)
@@ -156,20 +155,9 @@ async def _certificate(settings: JoinSettings, files: JoinFiles, request: str) -
     async with ApiClient(settings.server, ca=files.ca, headers=headers, timeout=10.0) as client:
         await client.request("POST", CSR_PATH, body=body)
         log.info("certificate requested", csr=name, node=settings.node)
-        deadline, delay = time.monotonic() + settings.timeout, POLL_FIRST
-        while time.monotonic() < deadline:
-            _, found, _ = await client.request("GET", f"{CSR_PATH}/{name}")
-            status = found.get("status") or {}
-            if status.get("certificate"):
-                return str(status["certificate"])
-            for cond in status.get("conditions") or []:
-                if cond.get("type") in ("Denied", "Failed") and cond.get("status") == "True":
-                    raise Forbidden(f"certificate request {name} was denied ({cond.get('reason')}): "
-                                    f"{cond.get('message')}")
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, POLL_MAX)
-    raise Unavailable(f"certificate request {name} was not signed within {settings.timeout:g}s: is the csr-signer "
-                      f"running where the CA key is? (an admin can also `persys certificate approve {name}`)")
+        return await signed(client, name, timeout=settings.timeout, poll_max=POLL_MAX, what="certificate request",
+                            hint=": is the csr-signer running where the CA key is? (an admin can also "
+                                 f"`persys certificate approve {name}`)")
 
 
 async def _node_config(settings: JoinSettings, files: JoinFiles) -> None:
