@@ -71,7 +71,9 @@ class WorkQueue(Generic[K]):
         self._failures: dict[K, int] = {}
         self._delayed: list[tuple[float, int, K]] = []
         self._seq = itertools.count()
-        self._wakeup = asyncio.Event()
+        self._waiters: deque[asyncio.Future[None]] = deque()  # idle workers, each woken alone (client-go's Cond.Signal)
+        self._timer: asyncio.Task[None] | None = None  # wakes a worker when the first delayed key is due
+        self._timer_due = 0.0
         self._shutting_down = False
         self._depth = QUEUE_DEPTH.labels(name)
         self._adds = QUEUE_ADDS.labels(name)
@@ -113,7 +115,7 @@ class WorkQueue(Generic[K]):
     def _push(self, key: K) -> None:
         (self._backlog if key in self._low else self._queue).append(key)
         self._depth.set(len(self))
-        self._wakeup.set()
+        self._signal()
 
     def add_after(self, key: K, delay: float) -> None:
         """Queue ``key`` after ``delay`` seconds (at once when ``delay`` <= 0)."""
@@ -123,7 +125,8 @@ class WorkQueue(Generic[K]):
             self.add(key)
             return
         heapq.heappush(self._delayed, (self.clock.now() + delay, next(self._seq), key))
-        self._wakeup.set()
+        if self._waiters:
+            self._arm_timer()
 
     def add_rate_limited(self, key: K) -> float:
         """Re-queue a failed key after its back-off (doubling per failure); returns the delay."""
@@ -159,9 +162,9 @@ class WorkQueue(Generic[K]):
                 return key
             if self._shutting_down:
                 raise ShutDown(self.name)
-            self._wakeup.clear()
-            timeout = self._delayed[0][0] - self.clock.now() if self._delayed else None
-            await self._wait(timeout)
+            if self._delayed:
+                self._arm_timer()
+            await self._wait()
 
     def _next(self) -> K | None:
         if self._queue:
@@ -173,20 +176,43 @@ class WorkQueue(Generic[K]):
                 return key
         return None
 
-    async def _wait(self, timeout: float | None) -> None:
-        waiter = asyncio.ensure_future(self._wakeup.wait())
-        if timeout is None:
-            try:
-                await waiter
-            finally:
-                waiter.cancel()
-            return
-        sleeper = asyncio.ensure_future(self.clock.sleep(timeout))
+    async def _wait(self) -> None:
+        """Sleep until ``_signal`` picks this worker: one key wakes one worker, never all of them."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
         try:
-            await asyncio.wait({waiter, sleeper}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            waiter.cancel()
-            sleeper.cancel()
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._signal()  # woken, then cancelled before it ran: another worker takes the wake-up
+            elif not any(not w.done() for w in self._waiters) and self._timer is not None:
+                self._timer.cancel()  # no worker left to wake
+                self._timer = None
+            raise
+
+    def _signal(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    def _arm_timer(self) -> None:
+        """Make sure a timer wakes a worker when the earliest delayed key is due."""
+        due = self._delayed[0][0]
+        if self._timer is not None:
+            if self._timer_due <= due:
+                return
+            self._timer.cancel()
+        self._timer_due = due
+        self._timer = asyncio.get_running_loop().create_task(self._tick(due), name=f"workqueue-{self.name}-timer")
+
+    async def _tick(self, due: float) -> None:
+        await self.clock.sleep(due - self.clock.now())
+        self._timer = None
+        self._promote_due()  # adds (and so signals) what is due
+        if self._delayed and self._waiters:
+            self._arm_timer()
 
     def done(self, key: K) -> None:
         """Mark ``key`` processed; if it was added meanwhile it is queued again now."""
@@ -198,4 +224,8 @@ class WorkQueue(Generic[K]):
         """Stop accepting keys; workers get ShutDown once the queue is empty."""
         self._shutting_down = True
         self._delayed.clear()
-        self._wakeup.set()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        while self._waiters:  # every idle worker, to see ShutDown
+            self._signal()

@@ -86,6 +86,66 @@ async def test_add_after_waits_for_the_clock() -> None:
     assert await asyncio.wait_for(getter, 1) == "late"
 
 
+def idle_workers(queue: WorkQueue[str]) -> int:
+    return sum(not waiter.done() for waiter in queue._waiters)
+
+
+async def test_one_key_wakes_one_idle_worker() -> None:
+    """client-go's Cond.Signal: 16 idle workers and one new key wake one worker, not 16."""
+    queue: WorkQueue[str] = WorkQueue("t-signal")
+    getters = [asyncio.create_task(queue.get()) for _ in range(16)]
+    await asyncio.sleep(0.01)
+    assert idle_workers(queue) == 16
+    queue.add("a")
+    await asyncio.sleep(0.01)
+    assert [g.result() for g in getters if g.done()] == ["a"]
+    assert idle_workers(queue) == 15
+    queue.shutdown()
+    await asyncio.gather(*getters, return_exceptions=True)
+
+
+async def test_a_woken_worker_cancelled_before_it_runs_passes_the_key_on() -> None:
+    queue: WorkQueue[str] = WorkQueue("t-handoff")
+    first, second = asyncio.create_task(queue.get()), asyncio.create_task(queue.get())
+    await asyncio.sleep(0.01)
+    queue.add("a")  # wakes the first worker...
+    first.cancel()  # ...which is cancelled before it runs
+    assert await asyncio.wait_for(second, 1) == "a"
+    with pytest.raises(asyncio.CancelledError):
+        await first
+
+
+async def test_a_delayed_key_wakes_one_worker_when_due() -> None:
+    clock = FakeClock()
+    queue: WorkQueue[str] = WorkQueue("t-due", clock=clock)
+    getters = [asyncio.create_task(queue.get()) for _ in range(4)]
+    await asyncio.sleep(0.01)
+    queue.add_after("late", 5)
+    queue.add_after("later", 7)
+    queue.add_after("soon", 2)  # earlier than the armed timer: re-armed
+    clock.advance(2)
+    await asyncio.sleep(0.01)
+    assert [g.result() for g in getters if g.done()] == ["soon"]
+    clock.advance(5)
+    await asyncio.sleep(0.01)
+    assert sorted(g.result() for g in getters if g.done()) == ["late", "later", "soon"]
+    queue.shutdown()
+    await asyncio.gather(*getters, return_exceptions=True)
+    assert queue._timer is None
+
+
+async def test_workers_cancelled_leave_no_timer_behind() -> None:
+    clock = FakeClock()
+    queue: WorkQueue[str] = WorkQueue("t-no-timer", clock=clock)
+    queue.add_after("late", 10)
+    getter = asyncio.create_task(queue.get())
+    await asyncio.sleep(0.01)
+    assert queue._timer is not None
+    getter.cancel()
+    await asyncio.gather(getter, return_exceptions=True)
+    assert queue._timer is None
+
+
 async def test_token_bucket_limits_overall_rate() -> None:
     clock = FakeClock()
     bucket = TokenBucket(clock, rate=10, burst=2)
