@@ -235,7 +235,7 @@ async def _apply_once(ctx: ApiContext, kind: Kind, obj: Resource, dry: bool) -> 
     await ctx.admit(kind, obj, current)
     if dry:
         updated = replaced(store.registry.get(obj.kind), current, obj)
-        return updated, "unchanged" if updated.to_dict() == current.to_dict() else "configured"
+        return updated, "unchanged" if updated.to_dict(copy=False) == current.to_dict(copy=False) else "configured"
     attempt = obj.copy()
     attempt.metadata.resourceVersion = wanted or current.metadata.resourceVersion
     try:

@@ -216,7 +216,7 @@ class Reconciler(Controller):
         compose = body["spec"].get("compose") or {}
         if compose.get("authSecret"):
             secret = await self.store.get(SECRET.kind, workload.metadata.namespace, compose["authSecret"])
-            body["spec"]["compose"] = {**compose, "auth": dict(secret.spec)}
+            body["spec"] = {**body["spec"], "compose": {**compose, "auth": dict(secret.spec)}}  # not the cache's
         return body
 
     async def _delete(self, workload: Resource, agent: AgentClient, decision: d.Decision) -> None:

@@ -17,6 +17,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 
 _provider: TracerProvider | None = None
 _exporters: list[SpanExporter] = []
+_tracers: dict[str, trace.Tracer] = {}
 
 
 def setup(service_name: str = "persys") -> TracerProvider:
@@ -51,9 +52,13 @@ def flush(timeout_millis: int = 5000) -> bool:
 
 
 def tracer(name: str) -> trace.Tracer:
-    """The tracer of instrumentation scope ``name`` (persys.api, persys.agent, …)."""
-    setup()
-    return trace.get_tracer(name)
+    """The tracer of instrumentation scope ``name`` (persys.api, persys.agent, …), made once: the SDK's
+    ``get_tracer`` builds a new one (and its scope) on every call, on every request's hot path."""
+    found = _tracers.get(name)
+    if found is None:
+        setup()
+        found = _tracers[name] = trace.get_tracer(name)
+    return found
 
 
 def inject(headers: MutableMapping[str, str]) -> MutableMapping[str, str]:

@@ -64,7 +64,7 @@ def with_condition(status: Mapping[str, Any], type_: str, ok: bool, reason: str,
 
 def _content(obj: Resource) -> dict[str, Any]:
     """An object without its resourceVersion: what a write decides."""
-    data = obj.to_dict()
+    data = obj.to_dict(copy=False)
     data["metadata"].pop("resourceVersion", None)
     return data
 

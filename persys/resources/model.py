@@ -217,13 +217,15 @@ class Resource:
             status=deepcopy(status) if copy else status,
         )
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, copy: bool = True) -> dict[str, Any]:
+        """The object as plain data. ``copy=False`` shares ``spec`` and ``status`` with the object: for
+        reading it only (comparing, encoding), which then costs no deep copy."""
         return {
             "apiVersion": self.apiVersion,
             "kind": self.kind,
             "metadata": self.metadata.to_dict(),
-            "spec": deepcopy(self.spec),
-            "status": deepcopy(self.status),
+            "spec": deepcopy(self.spec) if copy else self.spec,
+            "status": deepcopy(self.status) if copy else self.status,
         }
 
     def copy(self) -> Resource:

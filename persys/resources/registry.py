@@ -172,8 +172,9 @@ class Kind:
         return meta
 
     def to_wire(self, obj: Resource) -> dict[str, Any]:
-        """The JSON shape of an object of this kind (payload under ``spec_field``)."""
-        data = obj.to_dict()
+        """The JSON shape of an object of this kind (payload under ``spec_field``). It shares the spec and
+        status with ``obj`` (no deep copy: most callers only encode it); change only its top-level keys."""
+        data = obj.to_dict(copy=False)
         if self.spec_field != "spec":
             data[self.spec_field] = data.pop("spec")
             data.pop("status", None)

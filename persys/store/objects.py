@@ -224,7 +224,7 @@ class ObjectStore:
                            f"{obj.metadata.resourceVersion} is stale, now {current.metadata.resourceVersion}); "
                            "get it again and retry")
         updated = replaced(kind, current, obj)
-        if updated.to_dict() == current.to_dict():
+        if updated.to_dict(copy=False) == current.to_dict(copy=False):
             return current
         return await self._commit(kind, current, updated, fence)
 
@@ -267,7 +267,7 @@ class ObjectStore:
             change(updated)
             if updated.spec != current.spec:
                 updated.metadata.generation = current.metadata.generation + 1
-            if updated.to_dict() == current.to_dict():
+            if updated.to_dict(copy=False) == current.to_dict(copy=False):
                 if current is base:
                     continue  # nothing to change on the caller's copy; etcd's may differ: read it
                 return current
