@@ -4,7 +4,8 @@ The same (object, reason, message) recorded again bumps ``count`` and ``lastTime
 Event instead of adding another, as Kubernetes does. New Events are created in batches, a group
 commit: the first one recorded is written at once, and those recorded while it is being written go
 together in the next transaction (``ObjectStore.create_many``: one etcd revision for up to ``BATCH``
-Events; one that exists already sends that batch back to one write each). An idle recorder adds no
+Events; one that exists already sends that batch back to one write each). The recorders of every
+controller on one store share the batches. An idle recorder adds no
 delay; a busy one writes far fewer revisions. Events are best-effort: a failure to record one is
 logged, never raised. The store keeps them on an etcd lease so they expire.
 """
@@ -16,6 +17,7 @@ import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from persys.errors import Conflict, NotFound, NotLeader, PersysError, StoreUnavailable
 from persys.observability.logging import get_logger
@@ -53,48 +55,21 @@ class _Pending:
     done: asyncio.Future[None]
 
 
-class EventRecorder:
-    """Records Events about objects on behalf of one component (``source``)."""
+class _Batches:
+    """The group commit of one store: the Events every recorder on it records, written batch after batch."""
 
-    def __init__(self, store: ObjectStore, source: str, *, clock: Clock | None = None) -> None:
+    def __init__(self, store: ObjectStore) -> None:
         self.store = store
-        self.source = source
-        self.clock = clock or SystemClock()
-        self._recent: OrderedDict[str, None] = OrderedDict()  # names recorded lately: likely to exist
+        self.recent: OrderedDict[str, None] = OrderedDict()  # names recorded lately: likely to exist
         self._pending: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None  # writes the pending batches, then ends
 
-    async def record(self, obj: Resource, type_: str, reason: str, message: str, *,
-                     fence: Fence | None = None) -> None:
-        """Create the Event or bump its count; never raises (except NotLeader).
-
-        Most Events are new: they are created straight away (no read first, in a batch with the others
-        recorded meanwhile) and bumped only on a conflict. Names this recorder wrote lately are bumped first.
-        """
-        namespace = obj.metadata.namespace or "default"
-        name = event_name(obj, reason, message)
-        now = to_iso(self.clock.now())
-        try:
-            if name in self._recent:
-                try:
-                    await self.store.modify(EVENT.kind, namespace, name, _bump(now), fence=fence)
-                    self._remember(name)
-                    return
-                except NotFound:
-                    pass  # expired meanwhile
-            await self._create(self._new(obj, namespace, name, type_, reason, message, now), fence, now)
-            self._remember(name)
-        except NotLeader:
-            raise
-        except PersysError as e:
-            log.warning("could not record event", reason=reason, object=str(obj.key), error=e.message)
-
-    async def _create(self, event: Resource, fence: Fence | None, now: str) -> None:
+    async def create(self, event: Resource, fence: Fence | None, now: str) -> None:
         """Create ``event`` (bump it when it exists) in the next batch; returns once it is written."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append(_Pending(event, fence, now, done))
         if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush(), name=f"events/{self.source}")
+            self._flusher = asyncio.create_task(self._flush(), name="events")
         await done
 
     async def _flush(self) -> None:
@@ -139,6 +114,49 @@ class EventRecorder:
                 _settle(item.done)
             except PersysError as e:
                 _settle(item.done, e)
+
+
+_BATCHES: WeakKeyDictionary[ObjectStore, _Batches] = WeakKeyDictionary()
+
+
+class EventRecorder:
+    """Records Events about objects on behalf of one component (``source``). Every recorder on one store
+    shares its batches: the scheduler's, reconciler's and status controller's Events go in one transaction."""
+
+    def __init__(self, store: ObjectStore, source: str, *, clock: Clock | None = None) -> None:
+        self.store = store
+        self.source = source
+        self.clock = clock or SystemClock()
+        batches = _BATCHES.get(store)
+        if batches is None:
+            batches = _BATCHES[store] = _Batches(store)
+        self._batches = batches
+        self._recent = batches.recent
+
+    async def record(self, obj: Resource, type_: str, reason: str, message: str, *,
+                     fence: Fence | None = None) -> None:
+        """Create the Event or bump its count; never raises (except NotLeader).
+
+        Most Events are new: they are created straight away (no read first, in a batch with the others
+        recorded meanwhile) and bumped only on a conflict. Names recorded lately are bumped first.
+        """
+        namespace = obj.metadata.namespace or "default"
+        name = event_name(obj, reason, message)
+        now = to_iso(self.clock.now())
+        try:
+            if name in self._recent:
+                try:
+                    await self.store.modify(EVENT.kind, namespace, name, _bump(now), fence=fence)
+                    self._remember(name)
+                    return
+                except NotFound:
+                    pass  # expired meanwhile
+            await self._batches.create(self._new(obj, namespace, name, type_, reason, message, now), fence, now)
+            self._remember(name)
+        except NotLeader:
+            raise
+        except PersysError as e:
+            log.warning("could not record event", reason=reason, object=str(obj.key), error=e.message)
 
     def _remember(self, name: str) -> None:
         self._recent[name] = None

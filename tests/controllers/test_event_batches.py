@@ -34,6 +34,22 @@ async def test_events_recorded_together_take_a_few_revisions_not_one_each(store:
         assert event.spec["count"] == 1 and event.spec["involvedObject"]["uid"] == obj.metadata.uid
 
 
+async def test_recorders_of_several_controllers_share_one_batch_and_keep_their_sources(
+        store: ObjectStore, etcd: Etcd) -> None:
+    scheduler, status = EventRecorder(store, "scheduler"), EventRecorder(store, "status")
+    objects = [workload(f"s{i}") for i in range(30)]
+    await scheduler.record(workload("warm"), NORMAL, "Scheduled", "assigned")  # the shared lease exists now
+    before = await etcd.revision()
+    await asyncio.gather(*(recorder.record(o, NORMAL, reason, reason.lower())
+                           for o in objects for recorder, reason in ((scheduler, "Scheduled"), (status, "Started"))))
+    revisions = await etcd.revision() - before
+    assert revisions == 1, revisions  # one transaction for both recorders (one each before they shared)
+    for obj in objects:
+        (scheduled,) = await events_for(store, obj, "Scheduled")
+        (started,) = await events_for(store, obj, "Started")
+        assert (scheduled.spec["source"], started.spec["source"]) == ("scheduler", "status")
+
+
 async def test_a_batch_holding_an_event_that_exists_bumps_it_and_creates_the_others(store: ObjectStore) -> None:
     first, fresh = EventRecorder(store, "test"), EventRecorder(store, "test")  # fresh: does not know it exists
     known = workload("known")
