@@ -27,7 +27,7 @@ from persys.api.auth import (
 from persys.api.context import ApiContext, api_context
 from persys.api.permission import permit
 from persys.api.watch import watch_stream
-from persys.errors import BadRequest, Cause, Conflict, Gone, Invalid, NotFound
+from persys.errors import BadRequest, Cause, Conflict, Gone, Invalid, NotFound, PersysError
 from persys.httpedge import is_digits, json_response, read_json
 from persys.resources import Kind, Resource, Selector
 from persys.resources.model import Propagation
@@ -221,8 +221,11 @@ async def _apply_once(ctx: ApiContext, kind: Kind, obj: Resource, dry: bool) -> 
     """One attempt at apply: (result, created|configured|unchanged), or None when a concurrent write
     won and the caller, who gave no resourceVersion, should try again."""
     store, wanted, meta = ctx.store, obj.metadata.resourceVersion, obj.metadata
+    found = await _create_or_get(ctx, kind, obj) if not (dry or wanted or kind.lease_ttl) else None
+    if found is not None and found[1]:
+        return found[0], "created"
     try:
-        current = await store.get(obj.kind, meta.namespace, meta.name)
+        current = found[0] if found is not None else await store.get(obj.kind, meta.namespace, meta.name)
     except NotFound:
         if wanted and not meta.uid:  # with a uid, the version is of that object (an export), not of this name
             raise
@@ -301,6 +304,17 @@ async def _node_status(store: ObjectStore, who: Identity, where: Target, status:
         obj.status = status
 
     return await store.modify(where.kind.kind, where.namespace, where.name, change)
+
+
+async def _create_or_get(ctx: ApiContext, kind: Kind, obj: Resource) -> tuple[Resource, bool] | None:
+    """Most applies create: admitted as a creation, ``obj`` is created, or what has its name is read, in one
+    etcd round trip instead of a read and then a write. None when the creation is not admitted (an
+    update may be: the caller reads and decides)."""
+    try:
+        await ctx.admit(kind, obj, None)
+    except PersysError:
+        return None
+    return await ctx.store.create_or_get(obj)
 
 
 def merge_patch(target_doc: Any, patch: Any) -> Any:

@@ -192,5 +192,10 @@ def _with_grace(workload: Resource, decision: Decision, now: float, policy: Poli
     finished = from_iso(workload.status.get("finishedAt"))
     if decision.action in (RESTART, RECREATE) and finished is not None and finished > acted:
         return decision  # a new exit or failed launch after our action: back-off already applied
+    seen = from_iso(workload.status.get("lastSeenTime"))
+    if decision.action in (CREATE, RECREATE) and observed_state(workload) == ContainerState.MISSING \
+            and seen is not None and seen > acted:
+        return decision  # the agent said since that it has no container (it restarted): whether our launch
+        # still runs is for its operation to tell (the reconciler asks before it launches again)
     return Decision(WAIT, f"waiting for the agent to report {last.get('action')} ({remaining:.1f}s of grace left)",
                     requeue_after=remaining, quiet=True)

@@ -316,6 +316,20 @@ class Etcd:
         ok, responses = await self._call(run)
         return bool(ok), int(responses[0].response_put.header.revision) if ok else 0
 
+    async def txn_put_or_get(self, key: str, value: bytes, compares: Sequence[Compare]) -> tuple[int, KV | None]:
+        """Put ``key`` when every compare holds, else read it, in one round trip: (the put's revision, None),
+        or (0, the key as it is; None when it is absent)."""
+        def run(c: aetcd.Client) -> Awaitable[Any]:
+            txn: Awaitable[Any] = c.transaction(
+                compare=[_compare(c, x) for x in compares], success=[c.transactions.put(key.encode(), value)],
+                failure=[c.transactions.get(key.encode())])
+            return txn
+        ok, responses = await self._call(run)
+        if ok:
+            return int(responses[0].response_put.header.revision), None
+        found = responses[0]  # aetcd's (value, rtypes.Get) pairs
+        return 0, _kv(found[0][1]) if found else None
+
     async def txn_delete(self, key: str, compares: Sequence[Compare]) -> tuple[bool, int]:
         def run(c: aetcd.Client) -> Awaitable[Any]:
             txn: Awaitable[Any] = c.transaction(compare=[_compare(c, x) for x in compares],

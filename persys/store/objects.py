@@ -164,6 +164,23 @@ class ObjectStore:
         meta.resourceVersion = str(revision)
         return obj
 
+    async def create_or_get(self, obj: Resource) -> tuple[Resource, bool]:
+        """Create ``obj``, or read the object of its name when there is one, in one etcd round trip:
+        (the object created, True) or (the object found, False). Not for kinds kept on a lease."""
+        kind = self.registry.get(obj.kind)
+        if kind.lease_ttl:
+            raise ValueError(f"{kind.kind} objects live on a lease: create them with create()")
+        obj = as_created(obj)
+        meta = obj.metadata
+        key = object_key(kind, meta.namespace, meta.name)
+        revision, found = await self.etcd.txn_put_or_get(key, self._encode(kind, obj), [Compare(key, "create", 0)])
+        if revision:
+            meta.resourceVersion = str(revision)
+            return obj, True
+        if found is None:  # the compare and the read are one revision: it cannot be absent, but never say so
+            raise Conflict(f'{kind.singular} "{meta.name}" changed while it was created; retry')
+        return self._decode(kind, found), False
+
     async def _shared_lease(self, ttl: int, *, fresh: bool = False) -> int:
         """One lease for every object of this TTL written within ``LEASE_SHARING`` seconds (Kubernetes
         does the same for Events): granted for ``ttl + LEASE_SHARING``, so each lives at least ``ttl``."""

@@ -91,6 +91,10 @@ ROWS = [
     ("within grace after create", wl(state="missing", lastAction=last_action("create", NOW - 5)), node(), d.WAIT),
     ("grace over, agent never confirmed", wl(state="missing", lastAction=last_action("create", NOW - 31)), node(),
      d.RECREATE),
+    ("within grace, the agent said since that it has no container", wl(
+        state="missing", lastSeenTime=to_iso(NOW - 2), lastAction=last_action("create", NOW - 5)), node(), d.RECREATE),
+    ("within grace, missing said before the launch", wl(
+        state="missing", lastSeenTime=to_iso(NOW - 8), lastAction=last_action("create", NOW - 5)), node(), d.WAIT),
     ("spec changed during grace", wl(state="running", specHash="0123456789abcdef",
                                      lastAction=last_action("create", NOW - 5, generation=0)), node(),
      d.RECREATE),

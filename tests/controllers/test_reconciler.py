@@ -8,6 +8,8 @@ from typing import Any
 
 from controller_support import HollowNode, ManagerFactory, NodeFactory, eventually, workload
 
+from persys.agentd.daemon import Agent, AgentConfig
+from persys.agentd.simulated import SimulatedRuntime, SimulationConfig
 from persys.controllers.conditions import FINALIZER
 from persys.controllers.events import events_for
 from persys.controllers.reconciler import TRIGGER_KEY
@@ -99,6 +101,28 @@ async def test_no_double_launch_when_the_agent_is_slow(store: ObjectStore, hollo
     await asyncio.sleep(1.0)  # several full passes and grace periods after the start
     assert launches(node, obj.metadata.uid) == ["apply"]
     assert len(await events_for(store, obj, "Created")) == 1
+
+
+async def test_containers_lost_with_a_restarted_agent_are_launched_again_without_waiting_out_the_grace(
+        store: ObjectStore, hollow_node: NodeFactory, controllers: ManagerFactory) -> None:
+    """The agent restarts with none of its containers (kill -9 of a hollow agent): the reconciler launches them
+    again as soon as the agent says so, not when the grace after their launch (60 s here) ends."""
+    node = await hollow_node("forgetful")
+    await controllers(grace_seconds=60.0)
+    await store.create(workload("lost"))
+    first = await eventually(lambda: in_phase(store, "lost", "Running", containerState="running"), what="Running")
+    config = node.agent.config
+    await node.agent.stop()
+    node.agent = Agent(AgentConfig(name=config.name, host=config.host, port=config.port, secrets=config.secrets,
+                                   runtime_factory=lambda n, hub: SimulatedRuntime(n, hub, SimulationConfig())))
+    await node.agent.start()
+
+    async def running_again() -> Resource | None:
+        obj = await in_phase(store, "lost", "Running", containerState="running")
+        return obj if obj is not None and obj.status.get("containerID") != first.status.get("containerID") else None
+
+    await eventually(running_again, timeout=15, what="Running again on the restarted agent")
+    assert launches(node, first.metadata.uid) == ["apply"]  # the new agent's only launch
 
 
 async def test_a_new_spec_waits_for_the_last_launch_to_end_not_for_a_grace(

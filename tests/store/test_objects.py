@@ -29,6 +29,20 @@ async def test_create_get_list(store: ObjectStore) -> None:
         await store.get("wl", "default", "nope")
 
 
+async def test_create_or_get_creates_or_reads_in_one_round_trip(store: ObjectStore, etcd: Etcd) -> None:
+    before = await etcd.revision()
+    created, made = await store.create_or_get(workload("one", labels={"v": "1"}))
+    assert made and created.metadata.uid and int(created.metadata.resourceVersion) == before + 1
+    found, made = await store.create_or_get(workload("one", labels={"v": "2"}))
+    assert not made and await etcd.revision() == before + 1  # nothing written the second time
+    assert (found.metadata.uid, found.metadata.labels, found.metadata.resourceVersion) == (
+        created.metadata.uid, {"v": "1"}, created.metadata.resourceVersion)
+    with pytest.raises(ValueError, match="lease"):
+        await store.create_or_get(REGISTRY.parse({"kind": "Event", "metadata": {"name": "e", "namespace": "default"},
+                                                  "spec": {"involvedObject": {"kind": "Workload", "name": "one"},
+                                                           "reason": "R", "message": "m", "type": "Normal"}}))
+
+
 async def test_generation_and_cas(store: ObjectStore) -> None:
     created = await store.create(workload("web"))
     same = await store.replace(workload("web"))
