@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -167,3 +168,38 @@ async def test_a_standby_campaigns_when_the_key_is_deleted_not_at_its_next_retry
         campaign.cancel()
         await asyncio.gather(campaign, return_exceptions=True)
         await standby.resign()
+
+
+async def test_a_leader_whose_event_loop_is_stuck_longer_than_its_lease_keeps_it(etcd: Etcd) -> None:
+    """The keep-alive runs in a thread: a loop busy for 4 s (twice the lease) loses nothing."""
+    elector = LeaderElector(etcd, "busy-loop", identity="a", ttl=2)
+    fence = await elector.acquire()
+    holding = asyncio.create_task(elector.hold())
+    try:
+        await asyncio.sleep(0.1)
+        time.sleep(4)  # noqa: ASYNC251  # the loop is stuck on purpose: no task runs; the keep-alive thread does
+        kv = await etcd.get(elector.key)
+        assert kv is not None and kv.create_revision == fence.create_revision and kv.lease == elector.lease_id
+        await asyncio.sleep(1)
+        assert elector.is_leader and not holding.done()
+    finally:
+        holding.cancel()
+        await asyncio.gather(holding, return_exceptions=True)
+        await elector.resign()
+
+
+async def test_a_wedged_event_loop_lets_its_lease_expire(etcd: Etcd) -> None:
+    """Past ``stall_limit`` the thread stops renewing, so a standby can take over from a wedged process."""
+    elector = LeaderElector(etcd, "wedged-loop", identity="a", ttl=1, stall_limit=1.5)
+    await elector.acquire()
+    holding = asyncio.create_task(elector.hold())
+    try:
+        await asyncio.sleep(0.1)
+        time.sleep(4.5)  # noqa: ASYNC251  # stuck past the stall limit, then the lease TTL (and etcd expiry check)
+        assert await etcd.get(elector.key) is None
+        await asyncio.wait_for(holding, 5)  # the holder notices and steps down
+        assert not elector.is_leader
+    finally:
+        holding.cancel()
+        await asyncio.gather(holding, return_exceptions=True)
+        await elector.resign()
