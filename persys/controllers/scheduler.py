@@ -225,6 +225,9 @@ class Scheduler(Controller):
         self._facts: dict[str, NodeFacts] = {}
         self._sorted: list[str] | None = None
         self._scan_due = False  # a scan for pending workloads is scheduled for this turn of the loop
+        self._assumed_use: dict[str, tuple[Request, int]] = {}  # per node: the assumed bindings' sum and count
+        self._assumed_siblings: Counter[tuple[str, str]] = Counter()  # (owner uid, node): assumed bindings
+        self._expired_at = 0.0  # when assumptions past their TTL were last dropped
 
     def indexes(self) -> Mapping[str, IndexFunc]:
         return {BY_NODE: workload_node}
@@ -234,7 +237,7 @@ class Scheduler(Controller):
 
     def declare(self) -> None:
         self.nodes = self.informer(NODE.kind)
-        self.assumed: Expectations[tuple[str, Request, str]] = Expectations(clock=self.clock)
+        self.assumed: Expectations[tuple[str, Request, str]] = Expectations(clock=self.clock, on_drop=self._unassume)
         self.recorder = EventRecorder(self.store, "scheduler", clock=self.clock)
 
     def setup(self) -> None:
@@ -242,6 +245,28 @@ class Scheduler(Controller):
         self._facts.clear()
         self._sorted = None
         self.assumed.clear()
+        self._assumed_use.clear()
+        self._assumed_siblings.clear()
+
+    def _assume(self, key: ObjectKey, node: str, request: Request, owner: str) -> None:
+        """Count a decision on its node before any await: other workers see it at once."""
+        self.assumed.expect(key, (node, request, owner))
+        total, count = self._assumed_use.get(node, (Request(), 0))
+        self._assumed_use[node] = (total + request, count + 1)
+        if owner:
+            self._assumed_siblings[(owner, node)] += 1
+
+    def _unassume(self, assumed: tuple[str, Request, str]) -> None:
+        node, request, owner = assumed
+        total, count = self._assumed_use.get(node, (Request(), 0))
+        if count <= 1:
+            self._assumed_use.pop(node, None)
+        else:
+            self._assumed_use[node] = (Request(total.cpu - request.cpu, total.memory - request.memory), count - 1)
+        if owner:
+            self._assumed_siblings[(owner, node)] -= 1
+            if self._assumed_siblings[(owner, node)] <= 0:
+                del self._assumed_siblings[(owner, node)]
 
     def enqueue_handler(self, event_type: str, obj: Resource, old: Resource | None) -> None:
         self._usage.update(obj.key, None if event_type == DELETED else obj)
@@ -286,11 +311,16 @@ class Scheduler(Controller):
         return [(name, self._facts[name]) for name in self._sorted]
 
     def _used(self) -> dict[str, tuple[Request, int]]:
-        """What is bound to each node: the cache's totals plus bindings it has not seen yet."""
+        """What is bound to each node: the cache's totals plus bindings it has not seen yet (kept summed as
+        they are assumed and dropped: when the cache lags, thousands of them, too many to add up per decision)."""
+        now = self.clock.now()
+        if now - self._expired_at >= 1.0:
+            self._expired_at = now
+            self.assumed.expire()
         used = dict(self._usage.totals)
-        for node_name, request, _ in self.assumed.values():
+        for node_name, (request, n) in self._assumed_use.items():
             total, count = used.get(node_name, (Request(), 0))
-            used[node_name] = (total + request, count + 1)
+            used[node_name] = (total + request, count + n)
         return used
 
     def _siblings(self, owner: str) -> Counter[str]:
@@ -301,9 +331,9 @@ class Scheduler(Controller):
         for (uid, node_name), n in self._usage.siblings.items():
             if uid == owner:
                 counts[node_name] += n
-        for node_name, _, uid in self.assumed.values():
+        for (uid, node_name), n in self._assumed_siblings.items():
             if uid == owner:
-                counts[node_name] += 1
+                counts[node_name] += n
         return counts
 
     async def reconcile(self, key: ObjectKey) -> Result:
@@ -321,7 +351,7 @@ class Scheduler(Controller):
         if best is None:
             await self._unschedulable(workload, failure_message(verdicts))
             return Result(requeue_after=self.retry_seconds)
-        self.assumed.expect(key, (best.node, Request.of(workload), owner))  # before any await: other workers see it
+        self._assume(key, best.node, Request.of(workload), owner)
         try:
             revision = await self._bind(workload, best.node)
         except BaseException:

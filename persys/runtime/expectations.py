@@ -18,7 +18,7 @@ kube-scheduler with "assume"; this is both, once:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -38,14 +38,25 @@ class _Expected(Generic[T]):
 class Expectations(Generic[T]):
     """Per-key values a controller counts on until its cache catches up with them."""
 
-    def __init__(self, *, ttl: float = 60.0, clock: Clock | None = None) -> None:
+    def __init__(self, *, ttl: float = 60.0, clock: Clock | None = None,
+                 on_drop: Callable[[T], None] | None = None) -> None:
+        """``on_drop(value)`` is told of every value that stops being expected (so that a caller can keep
+        running totals of the values instead of summing them at each decision)."""
         self.ttl = ttl
         self.clock = clock or SystemClock()
+        self.on_drop = on_drop
         self._items: dict[ObjectKey, _Expected[T]] = {}
 
     def expect(self, key: ObjectKey, value: T, revision: int | None = None) -> None:
         """Count on ``value`` for ``key`` until the cache shows ``revision`` (None: the write is in flight)."""
+        old = self._items.get(key)
         self._items[key] = _Expected(value, revision, self.clock.now())
+        if old is not None:
+            self._dropped(old)
+
+    def _dropped(self, item: _Expected[T]) -> None:
+        if self.on_drop is not None:
+            self.on_drop(item.value)
 
     def written(self, key: ObjectKey, revision: int) -> None:
         """The write behind ``key``'s expectation landed at ``revision``."""
@@ -55,7 +66,9 @@ class Expectations(Generic[T]):
 
     def forget(self, key: ObjectKey) -> None:
         """Drop ``key``'s expectation (its write failed, or it no longer matters)."""
-        self._items.pop(key, None)
+        item = self._items.pop(key, None)
+        if item is not None:
+            self._dropped(item)
 
     def observe(self, obj: Resource, deleted: bool = False) -> None:
         """An informer event: drop the expectation the cache now satisfies (or that a delete ends)."""
@@ -64,6 +77,7 @@ class Expectations(Generic[T]):
             return
         if deleted or (item.revision is not None and obj.resource_version >= item.revision):
             del self._items[obj.key]
+            self._dropped(item)
 
     def get(self, key: ObjectKey) -> T | None:
         """The value still expected for ``key``, or None."""
@@ -72,6 +86,7 @@ class Expectations(Generic[T]):
             return None
         if self.clock.now() - item.since > self.ttl:
             del self._items[key]
+            self._dropped(item)
             return None
         return item.value
 
@@ -85,8 +100,16 @@ class Expectations(Generic[T]):
             if value is not None:
                 yield value
 
+    def expire(self) -> None:
+        """Drop every expectation older than ``ttl`` (``get`` and ``values`` drop those they meet)."""
+        now = self.clock.now()
+        for key in [k for k, item in self._items.items() if now - item.since > self.ttl]:
+            self._dropped(self._items.pop(key))
+
     def clear(self) -> None:
-        self._items.clear()
+        items, self._items = self._items, {}
+        for item in items.values():
+            self._dropped(item)
 
     def __len__(self) -> int:
         return len(self._items)
