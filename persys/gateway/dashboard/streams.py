@@ -39,11 +39,14 @@ Render = Callable[[], list[tuple[str, str]]]  # (target, html) of each panel to 
 
 
 async def mirror(client: ApiClient, kind: str, namespace: str | None, apply: Callable[[str, Resource], None],
-                 changed: asyncio.Event, *, selector: str = "") -> None:
-    """Keep a copy of a collection: list it, then follow its watch; ``apply`` each object, ``changed`` after."""
+                 changed: asyncio.Event, *, selector: str = "", listed: asyncio.Event | None = None) -> None:
+    """Keep a copy of a collection: list it, then follow its watch; ``apply`` each object, ``changed`` after.
+    ``listed`` is set once the first list is applied."""
     found, revision = await client.list(kind, namespace, selector)
     for obj in found:
         apply("ADDED", obj)
+    if listed is not None:
+        listed.set()
     changed.set()
     async for item in follow(client, kind, namespace, revision, selector=selector):
         if item.object is not None:
@@ -61,8 +64,13 @@ def keep(objects: dict[views.Key, Resource]) -> Callable[[str, Resource], None]:
     return apply
 
 
-async def publish(stream: EventStream, changed: asyncio.Event, render: Render) -> None:
-    """Send the panels ``render`` makes whenever ``changed`` is set, at most once every CENSUS_SECONDS."""
+async def publish(stream: EventStream, changed: asyncio.Event, render: Render, *,
+                  listed: tuple[asyncio.Event, ...] = ()) -> None:
+    """Send the panels ``render`` makes whenever ``changed`` is set, at most once every CENSUS_SECONDS; the
+    first time once every mirror of ``listed`` has its first list (a page made of two collections never
+    shows one of them empty because its list came second)."""
+    for event in listed:
+        await event.wait()
     while True:
         await changed.wait()
         changed.clear()
@@ -170,9 +178,11 @@ async def overview(ui: Ui, request: web.Request) -> web.StreamResponse:
     def census_html() -> list[tuple[str, str]]:
         return [("census", ui.fragment("census", census))]
 
-    return await run(stream, mirror(client, "Workload", None, census.workload, changed),
-                     mirror(client, "Node", None, lambda event, obj: census.node(event, obj, node_ready(obj)), changed),
-                     publish(stream, changed, census_html), stats(client, stream))
+    listed = (asyncio.Event(), asyncio.Event())
+    return await run(stream, mirror(client, "Workload", None, census.workload, changed, listed=listed[0]),
+                     mirror(client, "Node", None, lambda event, obj: census.node(event, obj, node_ready(obj)), changed,
+                            listed=listed[1]),
+                     publish(stream, changed, census_html, listed=listed), stats(client, stream))
 
 
 async def nodes(ui: Ui, request: web.Request) -> web.StreamResponse:
@@ -187,8 +197,10 @@ async def nodes(ui: Ui, request: web.Request) -> web.StreamResponse:
         usage = views.node_usage([(n, node_ready(n)) for n in found.values()], placed.values())
         return [("nodes", ui.fragment("node_list", usage, views.NODE_WORKLOADS_SHOWN))]
 
-    return await run(stream, mirror(client, "Node", None, keep(found), changed),
-                     mirror(client, "Workload", None, keep(placed), changed), publish(stream, changed, nodes_html))
+    listed = (asyncio.Event(), asyncio.Event())
+    return await run(stream, mirror(client, "Node", None, keep(found), changed, listed=listed[0]),
+                     mirror(client, "Workload", None, keep(placed), changed, listed=listed[1]),
+                     publish(stream, changed, nodes_html, listed=listed))
 
 
 async def stats(client: ApiClient, stream: EventStream) -> None:
