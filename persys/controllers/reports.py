@@ -100,8 +100,10 @@ class Follower:
     """Stream and poll of one node's agent; each report goes to the cache and ``notify``."""
 
     def __init__(self, node: str, client: Callable[[], AgentClient], cache: ReportCache,
-                 notify: Callable[[str, Report], None], *, poll_seconds: float, backoff_max: float) -> None:
-        self.node, self.client, self.cache, self.notify = node, client, cache, notify
+                 notify: Callable[[str, Report], None], *, poll_seconds: float, backoff_max: float,
+                 synced: Callable[[str], None] = lambda node: None) -> None:
+        """``synced(node)`` is told when a poll first answers for a node the cache held nothing for."""
+        self.node, self.client, self.cache, self.notify, self.synced = node, client, cache, notify, synced
         self.poll_seconds, self.backoff_max = poll_seconds, backoff_max
         self._during_poll: list[Report] | None = None  # stream reports since the poll on its way was sent
         self._resync = asyncio.Event()  # the stream broke: poll now
@@ -146,11 +148,14 @@ class Follower:
         self._during_poll = []
         try:
             reports = await self.client().list()
+            first = not self.cache.synced(self.node)
             uids = self.cache.replace(self.node, reports)
             for report in self._during_poll:  # newer than the poll's answer, or as new
                 self.cache.put(self.node, report)
             for uid in uids:
                 self.notify(self.node, self.cache.get(self.node, uid) or {"uid": uid})
+            if first:  # what the node ran before the cache was dropped is not among uids: look at them all
+                self.synced(self.node)
             return True
         except (AgentError, StoreUnavailable) as e:
             log.info("agent poll failed", node=self.node, error=str(e))

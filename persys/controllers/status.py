@@ -101,6 +101,12 @@ class StatusController(Controller):
         if report.get("name"):
             self.queue.add(ObjectKey(WORKLOAD.kind, str(report.get("namespace") or "default"), str(report["name"])))
 
+    def _on_synced(self, node: str) -> None:
+        """A node's first full report since it was (again) followed: every workload bound to it is looked at,
+        so that one whose container vanished while the node was not followed is no longer shown running."""
+        for workload in self.cache.by_index(BY_NODE, node):
+            self.queue.add(workload.key)
+
     def runnables(self) -> list[tuple[str, Any]]:
         return [("followers", self._supervise())]
 
@@ -227,7 +233,7 @@ class StatusController(Controller):
                 for name in wanted - set(tasks):
                     follower = Follower(name, functools.partial(self._client, name), self.reports, self._on_report,
                                         poll_seconds=self.config.poll_seconds,
-                                        backoff_max=self.config.stream_backoff_max)
+                                        backoff_max=self.config.stream_backoff_max, synced=self._on_synced)
                     tasks[name] = group.create_task(follower.run(), name=f"status-follow-{name}")
                 self._nodes_changed.clear()
                 with contextlib.suppress(TimeoutError):  # not wait_for: in 3.11 it can swallow a cancel

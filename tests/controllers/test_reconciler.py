@@ -125,6 +125,37 @@ async def test_containers_lost_with_a_restarted_agent_are_launched_again_without
     assert launches(node, first.metadata.uid) == ["apply"]  # the new agent's only launch
 
 
+async def test_a_container_lost_while_its_node_was_not_ready_is_not_shown_running(
+        store: ObjectStore, hollow_node: NodeFactory, controllers: ManagerFactory) -> None:
+    """The node goes silent (NotReady: its reports are dropped), its agent comes back without the container,
+    and the node is Ready again: the first poll must look at every workload bound there, not only at those
+    it reports. Seen in bench/chaos.py: 8-10 of 1,000 workloads shown Running for minutes after an agent
+    restart, with no container anywhere."""
+    node = await hollow_node("silent")
+    await controllers(grace_seconds=60.0)
+    await store.create(workload("stale"))
+    first = await eventually(lambda: in_phase(store, "stale", "Running", containerState="running"), what="Running")
+    node.beating.clear()
+    await eventually(lambda: node_not_ready(store, "silent"), what="node NotReady")
+    config = node.agent.config
+    await node.agent.stop()
+    node.agent = Agent(AgentConfig(name=config.name, host=config.host, port=config.port, secrets=config.secrets,
+                                   runtime_factory=lambda n, hub: SimulatedRuntime(n, hub, SimulationConfig())))
+    await node.agent.start()
+    node.beating.set()
+
+    async def running_again() -> Resource | None:
+        obj = await in_phase(store, "stale", "Running", containerState="running")
+        return obj if obj is not None and obj.status.get("containerID") != first.status.get("containerID") else None
+
+    await eventually(running_again, timeout=15, what="Running again, in a new container")
+
+
+async def node_not_ready(store: ObjectStore, name: str) -> bool:
+    node = await store.get("Node", "", name)
+    return any(c.get("type") == "Ready" and c.get("status") != "True" for c in node.status.get("conditions") or [])
+
+
 async def test_a_new_spec_waits_for_the_last_launch_to_end_not_for_a_grace(
         store: ObjectStore, hollow_node: NodeFactory, controllers: ManagerFactory) -> None:
     """A compose launch returns a while after its containers run: a spec changed meanwhile (a push) is
