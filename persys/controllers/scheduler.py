@@ -57,6 +57,9 @@ class Request:
     def __add__(self, other: Request) -> Request:
         return Request(self.cpu + other.cpu, self.memory + other.memory)
 
+    def __sub__(self, other: Request) -> Request:
+        return Request(self.cpu - other.cpu, self.memory - other.memory)
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -169,7 +172,7 @@ class NodeUsage:
             return
         if old is not None:
             total, count = self.totals[old[0]]
-            total = Request(total.cpu - old[1].cpu, total.memory - old[1].memory)
+            total = total - old[1]
             if count > 1:
                 self.totals[old[0]] = (total, count - 1)
             else:
@@ -262,7 +265,7 @@ class Scheduler(Controller):
         if count <= 1:
             self._assumed_use.pop(node, None)
         else:
-            self._assumed_use[node] = (Request(total.cpu - request.cpu, total.memory - request.memory), count - 1)
+            self._assumed_use[node] = (total - request, count - 1)
         if owner:
             self._assumed_siblings[(owner, node)] -= 1
             if self._assumed_siblings[(owner, node)] <= 0:

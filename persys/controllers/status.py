@@ -92,7 +92,11 @@ class StatusController(Controller):
         self._nodes_changed.set()  # wakes the follower supervisor, which reads the cache itself
         if old is None or event_type == DELETED or node_ready(node) != node_ready(old) \
                 or node.spec.get("address") != old.spec.get("address"):
-            yield from (w.key for w in self.cache.by_index(BY_NODE, node.metadata.name))
+            yield from self._bound_to(node.metadata.name)
+
+    def _bound_to(self, node: str) -> Iterator[ObjectKey]:
+        """The keys of the workloads bound to ``node``."""
+        return (w.key for w in self.cache.by_index(BY_NODE, node))
 
     def _on_report(self, node: str, report: Report) -> None:
         uid = str(report.get("uid") or "")
@@ -104,8 +108,8 @@ class StatusController(Controller):
     def _on_synced(self, node: str) -> None:
         """A node's first full report since it was (again) followed: every workload bound to it is looked at,
         so that one whose container vanished while the node was not followed is no longer shown running."""
-        for workload in self.cache.by_index(BY_NODE, node):
-            self.queue.add(workload.key)
+        for key in self._bound_to(node):
+            self.queue.add(key)
 
     def runnables(self) -> list[tuple[str, Any]]:
         return [("followers", self._supervise())]
