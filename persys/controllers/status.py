@@ -34,6 +34,7 @@ from persys.runtime.controller import Controller, Result, Watch
 from persys.runtime.informer import DELETED, IndexFunc
 
 EXITS = (ContainerState.EXITED, ContainerState.DEAD)
+SEEN = ("containerState", "containerID", "nodeName")  # what ``_seen_on`` and a new container change
 UNHEALTHY = "Unhealthy"  # the agent stopped the container: a liveness or startup probe failed
 
 
@@ -48,6 +49,10 @@ def observation(report: Report | None, node: str) -> dict[str, Any]:
             "deployedRevision": report.get("revision") or None,
             "containerReady": report.get("containerReady") if report.get("state") == "running" else None,
             "probeMessage": (report.get("probeMessage") or None) if report.get("state") == "running" else None}
+
+
+def _differs(workload: Resource, fields: Mapping[str, Any]) -> bool:
+    return any(workload.status.get(k) != v for k, v in fields.items())
 
 
 def _seen_on(workload: Resource, node: str) -> bool:
@@ -84,8 +89,15 @@ class StatusController(Controller):
 
     def enqueue_handler(self, event_type: str, obj: Resource, old: Resource | None) -> None:
         """Only what changes an observation: a new or deleted workload, or another binding (reports
-        enqueue the rest). Other controllers' writes, most of the traffic, cost a comparison."""
+        enqueue the rest). Other controllers' writes, most of the traffic, cost a comparison.
+
+        This controller's own write, once the cache has it, is compared with the reports again when
+        they say otherwise by now: they may have changed while it was written, and the look they asked
+        for then was made against the cache without it (a first report, looked at again before its
+        write arrived, seems to come from a node that never reported the workload)."""
         if old is None or event_type == DELETED or obj.spec.get("nodeName") != old.spec.get("nodeName"):
+            self.queue.add(obj.key)
+        elif any(obj.status.get(k) != old.status.get(k) for k in SEEN) and self._outdated(obj):
             self.queue.add(obj.key)
 
     def _node_keys(self, event_type: str, node: Resource, old: Resource | None) -> Iterator[ObjectKey]:
@@ -122,8 +134,7 @@ class StatusController(Controller):
         if workload is None:
             return Result()
         fields = self._observe(workload)
-        status = workload.status
-        if fields is None or all(status.get(k) == v for k, v in fields.items()):
+        if fields is None or not _differs(workload, fields):
             return Result()
         now = to_iso(self.clock.now())
 
@@ -144,6 +155,10 @@ class StatusController(Controller):
             return Result()
         await self._announce(workload, written)
         return Result()
+
+    def _outdated(self, workload: Resource) -> bool:
+        fields = self._observe(workload)
+        return fields is not None and _differs(workload, fields)
 
     def _observe(self, workload: Resource) -> dict[str, Any] | None:
         """What status should say now; None when there is nothing to say yet."""

@@ -8,8 +8,6 @@ from typing import Any
 
 from controller_support import HollowNode, ManagerFactory, NodeFactory, eventually, workload
 
-from persys.agentd.daemon import Agent, AgentConfig
-from persys.agentd.simulated import SimulatedRuntime, SimulationConfig
 from persys.controllers.conditions import FINALIZER
 from persys.controllers.events import events_for
 from persys.controllers.reconciler import TRIGGER_KEY
@@ -111,11 +109,7 @@ async def test_containers_lost_with_a_restarted_agent_are_launched_again_without
     await controllers(grace_seconds=60.0)
     await store.create(workload("lost"))
     first = await eventually(lambda: in_phase(store, "lost", "Running", containerState="running"), what="Running")
-    config = node.agent.config
-    await node.agent.stop()
-    node.agent = Agent(AgentConfig(name=config.name, host=config.host, port=config.port, secrets=config.secrets,
-                                   runtime_factory=lambda n, hub: SimulatedRuntime(n, hub, SimulationConfig())))
-    await node.agent.start()
+    await node.restart_empty()
 
     async def running_again() -> Resource | None:
         obj = await in_phase(store, "lost", "Running", containerState="running")
@@ -137,15 +131,75 @@ async def test_a_container_lost_while_its_node_was_not_ready_is_not_shown_runnin
     first = await eventually(lambda: in_phase(store, "stale", "Running", containerState="running"), what="Running")
     node.beating.clear()
     await eventually(lambda: node_not_ready(store, "silent"), what="node NotReady")
-    config = node.agent.config
-    await node.agent.stop()
-    node.agent = Agent(AgentConfig(name=config.name, host=config.host, port=config.port, secrets=config.secrets,
-                                   runtime_factory=lambda n, hub: SimulatedRuntime(n, hub, SimulationConfig())))
-    await node.agent.start()
+    await node.restart_empty()
     node.beating.set()
 
     async def running_again() -> Resource | None:
         obj = await in_phase(store, "stale", "Running", containerState="running")
+        return obj if obj is not None and obj.status.get("containerID") != first.status.get("containerID") else None
+
+    await eventually(running_again, timeout=15, what="Running again, in a new container")
+
+
+async def test_a_first_report_written_as_its_agent_restarts_is_compared_again_once_the_write_is_seen(
+        store: ObjectStore, hollow_node: NodeFactory, controllers: ManagerFactory) -> None:
+    """The status controller writes a workload's first report (running); meanwhile its agent restarts empty,
+    and the poll says the container is gone before the controller's informer has seen its own write. Then the
+    workload looks as if nothing had ever been reported from that node, and "missing" as nothing new; when the
+    write arrives, it must be compared with the reports again. Seen in bench/chaos.py's agent round: 1-20 of
+    1,000 workloads shown Running for minutes, on no node. The informer is held back here to make it certain."""
+    node = await hollow_node("racy")
+    manager = await controllers(grace_seconds=60.0)
+    await eventually(lambda: manager.leading.is_set(), what="leading")
+    status = next(c for c in manager.controllers if c.name == "status")
+    informer, deliver = status.cache, status.cache._on_event
+    held: list[tuple[str, Resource | None, int]] = []
+    holding = False
+
+    def on_event(event_type: str, obj: Resource | None, revision: int) -> None:
+        if holding and obj is not None and obj.metadata.name == "first":
+            held.append((event_type, obj, revision))
+        else:
+            deliver(event_type, obj, revision)
+
+    def release() -> None:
+        nonlocal holding
+        holding = False
+        for event in held:
+            deliver(*event)
+
+    reconcile, announce = status.reconcile, status._announce  # type: ignore[attr-defined]
+    restarted, looked_again = False, asyncio.Event()
+
+    async def reconcile_first(key: Any) -> Any:
+        nonlocal holding
+        cached, again = informer.get(key), restarted
+        if key.name == "first" and cached is not None and not cached.status.get("containerState") \
+                and status.reports.get("racy", cached.metadata.uid) is not None:
+            holding = True  # from here on the informer does not see the write this reconcile makes
+        result = await reconcile(key)
+        if key.name == "first" and again:
+            looked_again.set()  # the look the poll asked for, made with the informer behind
+        return result
+
+    async def announce_after_restart(before: Resource, after: Resource) -> None:
+        nonlocal restarted
+        if holding and not restarted and after.metadata.name == "first":
+            await node.restart_empty()
+            await eventually(lambda: status.reports.get("racy", after.metadata.uid) is None,
+                             what="the restarted agent's poll: no container")
+            restarted = True
+        await announce(before, after)
+
+    status.reconcile, status._announce = reconcile_first, announce_after_restart  # type: ignore[method-assign]
+    informer._on_event = on_event  # type: ignore[method-assign]
+    await store.create(workload("first"))
+    first = await eventually(lambda: in_phase(store, "first", "Running", containerState="running"), what="Running")
+    await asyncio.wait_for(looked_again.wait(), 10)
+    release()
+
+    async def running_again() -> Resource | None:
+        obj = await in_phase(store, "first", "Running", containerState="running")
         return obj if obj is not None and obj.status.get("containerID") != first.status.get("containerID") else None
 
     await eventually(running_again, timeout=15, what="Running again, in a new container")

@@ -77,6 +77,14 @@ class HollowNode:
                 await self.heartbeat()
             await asyncio.sleep(0.2)
 
+    async def restart_empty(self) -> None:
+        """The agent killed and started again on its port: a simulated runtime forgets every container."""
+        config = self.agent.config
+        await self.agent.stop()
+        self.agent = Agent(AgentConfig(name=config.name, host=config.host, port=config.port, secrets=config.secrets,
+                                       runtime_factory=lambda n, hub: SimulatedRuntime(n, hub, SimulationConfig())))
+        await self.agent.start()
+
     async def stop(self) -> None:
         if self.task is not None:
             self.task.cancel()
