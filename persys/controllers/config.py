@@ -12,6 +12,7 @@ class ControllersConfig:
 
     lease_ttl: int = 3                   # leader lease; a standby takes over within this (bench/failover.py)
     grace_seconds: float = 30.0          # after an action, wait this long for the agent to report
+    launch_check_seconds: float = 5.0    # meanwhile, ask this often whether the agent still knows the launch
     full_pass_seconds: float = 120.0     # reconciler: re-check every workload this often
     backoff_initial: float = 10.0        # restart back-off: first delay …
     backoff_max: float = 300.0           # … doubling up to this

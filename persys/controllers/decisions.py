@@ -33,6 +33,7 @@ class Policy:
     """The timings decisions depend on (ControllersConfig supplies them)."""
 
     grace: float = 30.0
+    launch_check: float = 5.0  # within the grace, how often to ask whether the agent still knows a launch
     backoff_initial: float = 10.0
     backoff_max: float = 300.0
     backoff_reset: float = 600.0
@@ -50,6 +51,7 @@ class Decision:
     backoff_until: float | None = None
     warning: bool = False               # the user should hear about this (Warning event)
     quiet: bool = False                 # a passing state not worth a write (lastReconcile keeps the last action)
+    if_forgotten: str | None = None     # a wait for a launch: act so at once if the agent no longer knows it
 
 
 def backoff_delay(failures: int, initial: float, maximum: float) -> float:
@@ -197,5 +199,9 @@ def _with_grace(workload: Resource, decision: Decision, now: float, policy: Poli
             and seen is not None and seen > acted:
         return decision  # the agent said since that it has no container (it restarted): whether our launch
         # still runs is for its operation to tell (the reconciler asks before it launches again)
+    if decision.action in (CREATE, RECREATE):  # a launch not reported yet: an agent restarted meanwhile forgot it
+        return Decision(WAIT, f"waiting for the agent to report {last.get('action')} "
+                              f"({remaining:.1f}s of grace left)", requeue_after=min(remaining, policy.launch_check),
+                        quiet=True, if_forgotten=decision.action)
     return Decision(WAIT, f"waiting for the agent to report {last.get('action')} ({remaining:.1f}s of grace left)",
                     requeue_after=remaining, quiet=True)

@@ -29,7 +29,7 @@ from persys.controllers.config import ControllersConfig
 from persys.controllers.events import BACKOFF, CREATED, KILLING, NORMAL, RESTARTED, WARNING, EventRecorder
 from persys.controllers.phase import refresh_phase
 from persys.controllers.stats import ReconcileStats, load_stats, save_stats
-from persys.errors import Gone, NotFound, NotLeader, PersysError, StoreUnavailable
+from persys.errors import AgentError, Gone, NotFound, NotLeader, PersysError, StoreUnavailable
 from persys.resources.hashing import spec_hash
 from persys.resources.kinds import NODE, SECRET, WORKLOAD
 from persys.resources.model import ObjectKey, Resource
@@ -58,7 +58,8 @@ class Reconciler(Controller):
         self.config = config or ControllersConfig()
         self.workers = self.config.workers
         self.resync_period = self.config.full_pass_seconds
-        self.policy = d.Policy(grace=self.config.grace_seconds, backoff_initial=self.config.backoff_initial,
+        self.policy = d.Policy(grace=self.config.grace_seconds, launch_check=self.config.launch_check_seconds,
+                               backoff_initial=self.config.backoff_initial,
                                backoff_max=self.config.backoff_max, backoff_reset=self.config.backoff_reset,
                                node_lost_timeout=self.config.node_lost_timeout)
         self.stats = ReconcileStats()
@@ -124,6 +125,8 @@ class Reconciler(Controller):
                 self._pass_done.set()
 
     async def _execute(self, workload: Resource, node: Resource | None, decision: d.Decision) -> Result:
+        if decision.if_forgotten and node is not None and await self._forgotten(workload, self.agents.client(node)):
+            decision = d.Decision(decision.if_forgotten, "the agent no longer knows the last launch: it restarted")
         action = decision.action
         if action in (d.NONE, d.WAIT):
             await self._note(workload, decision)
@@ -164,14 +167,26 @@ class Reconciler(Controller):
         Only a relaunch asks: before the first launch nothing can be pending, which saves the
         agent a round trip on every create.
         """
+        op = await self._last_operation(workload, agent)
+        return op is not None and str(op.get("state")) in PENDING_OPERATION
+
+    async def _forgotten(self, workload: Resource, agent: AgentClient) -> bool:
+        """Our last launch, not reported yet, is unknown to the agent: it restarted and lost it (an unreachable
+        agent may still be carrying it out)."""
+        try:
+            return await self._last_operation(workload, agent) is None
+        except AgentError:
+            return False
+
+    async def _last_operation(self, workload: Resource, agent: AgentClient) -> dict[str, Any] | None:
+        """The agent's record of our last launch; None without one, or when the agent does not know it."""
         op_id = (workload.status.get("lastAction") or {}).get("operation")
         if not op_id:
-            return False
+            return None
         try:
-            op = await agent.operation(str(op_id))
+            return await agent.operation(str(op_id))
         except NotFound:
-            return False
-        return str(op.get("state")) in PENDING_OPERATION
+            return None
 
     async def _act(self, workload: Resource, agent: AgentClient, decision: d.Decision) -> None:
         uid, action = workload.metadata.uid, decision.action

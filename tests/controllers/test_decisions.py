@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -139,9 +140,24 @@ def test_node_lost_release_warns() -> None:
     assert decision.warning and "gone" in decision.reason
 
 
-def test_wait_in_grace_requeues_when_grace_ends() -> None:
-    decision = d.decide(wl(lastAction=last_action("create", NOW - 5)), node(), NOW, POLICY)
-    assert decision.action == d.WAIT and decision.requeue_after == pytest.approx(25)
+def test_a_launch_not_reported_in_grace_is_asked_about_every_launch_check_until_the_grace_ends() -> None:
+    """Waiting for a launch's first report, the reconciler asks the agent every ``launch_check`` whether it still
+    knows that launch (if_forgotten: what to do at once if not); the last wait ends with the grace."""
+    policy = dataclasses.replace(POLICY, launch_check=5)
+    for acted, requeue in ((NOW - 5, 5), (NOW - 27, 3)):
+        decision = d.decide(wl(lastAction=last_action("create", acted)), node(), NOW, policy)
+        assert (decision.action, decision.if_forgotten) == (d.WAIT, d.CREATE)
+        assert decision.requeue_after == pytest.approx(requeue)
+    spec_changed = d.decide(wl(state="running", specHash="0123456789abcdef",
+                               lastAction=last_action("recreate", NOW - 5)), node(), NOW, policy)
+    assert (spec_changed.action, spec_changed.if_forgotten) == (d.WAIT, d.RECREATE)
+
+
+def test_waits_in_grace_for_other_actions_ask_nothing() -> None:
+    restarted = d.decide(wl(state="exited", exitCode=1, finishedAt=to_iso(NOW - 6),
+                            lastAction=last_action("restart", NOW - 5)), node(), NOW, POLICY)
+    assert restarted.action == d.WAIT and restarted.if_forgotten is None
+    assert restarted.requeue_after == pytest.approx(25)
 
 
 def test_new_crash_after_restart_is_not_held_by_grace() -> None:

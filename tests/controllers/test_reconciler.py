@@ -8,6 +8,8 @@ from typing import Any
 
 from controller_support import HollowNode, ManagerFactory, NodeFactory, eventually, workload
 
+from persys.agentd.runtime import WorkloadSpec, WorkloadState
+from persys.agentd.simulated import SimulatedRuntime, SimulationConfig
 from persys.controllers.conditions import FINALIZER
 from persys.controllers.events import events_for
 from persys.controllers.reconciler import TRIGGER_KEY
@@ -117,6 +119,36 @@ async def test_containers_lost_with_a_restarted_agent_are_launched_again_without
 
     await eventually(running_again, timeout=15, what="Running again on the restarted agent")
     assert launches(node, first.metadata.uid) == ["apply"]  # the new agent's only launch
+
+
+class Stalled(SimulatedRuntime):
+    """Accepts launches and never gets as far as creating their containers: an agent killed this early."""
+
+    async def apply(self, workload: WorkloadSpec) -> WorkloadState:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+async def test_a_launch_the_restarted_agent_never_reported_is_launched_again_without_waiting_out_the_grace(
+        store: ObjectStore, hollow_node: NodeFactory, controllers: ManagerFactory) -> None:
+    """The agent accepts a launch and is killed before it creates the container: nothing was reported, so the
+    status cannot say that the container vanished. The reconciler asks the agent about its launch while it waits
+    (every ``launch_check_seconds``) and launches again once the restarted agent no longer knows it, instead of
+    when the grace (60 s here) ends. bench/chaos.py's agent round took ~30 s, the default grace, for this."""
+    node = await hollow_node("amnesiac", runtime_factory=lambda n, hub: Stalled(n, hub, SimulationConfig()))
+    await controllers(grace_seconds=60.0, launch_check_seconds=0.5)
+    await store.create(workload("unreported"))
+
+    async def launch_accepted() -> Resource | None:
+        obj = await get(store, "unreported")
+        return obj if (obj.status.get("lastAction") or {}).get("operation") else None
+
+    accepted = await eventually(launch_accepted, what="the launch accepted by the agent")
+    await node.restart_empty()
+    obj = await eventually(lambda: in_phase(store, "unreported", "Running", containerState="running"), timeout=15,
+                           what="Running, launched again on the restarted agent")
+    assert launches(node, obj.metadata.uid) == ["apply"]  # the new agent's only launch
+    assert accepted.status["lastAction"]["operation"] != obj.status["lastAction"]["operation"]
 
 
 async def test_a_container_lost_while_its_node_was_not_ready_is_not_shown_running(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -78,8 +79,10 @@ class HollowNode:
             await asyncio.sleep(0.2)
 
     async def restart_empty(self) -> None:
-        """The agent killed and started again on its port: a simulated runtime forgets every container."""
+        """The agent killed and started again on its port: the operations under way die with it (no grace to
+        finish them), and a simulated runtime forgets every container."""
         config = self.agent.config
+        self.agent.executor.close = functools.partial(self.agent.executor.close, grace=0.0)  # type: ignore[method-assign]
         await self.agent.stop()
         self.agent = Agent(AgentConfig(name=config.name, host=config.host, port=config.port, secrets=config.secrets,
                                        runtime_factory=lambda n, hub: SimulatedRuntime(n, hub, SimulationConfig())))
